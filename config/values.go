@@ -1,0 +1,66 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseBool accepts what Python's configparser accepts: 1/0, yes/no,
+// true/false and on/off, in any case. Anything else is an error, never a
+// silent false.
+func ParseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "yes", "true", "on":
+		return true, nil
+	case "0", "no", "false", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (use yes/no, true/false, on/off or 1/0)", s)
+}
+
+// ParseDuration accepts a Go duration ("90s", "1m30s", "2h") or a bare
+// number of seconds ("10"). Zero and negative durations are rejected.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n <= 0 {
+			return 0, fmt.Errorf("%q must be more than zero", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (examples: 10s, 1m30s, 2h)", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q must be more than zero", s)
+	}
+	return d, nil
+}
+
+// ParsePositiveInt parses a whole number that is at least min.
+func ParsePositiveInt(s string, min int) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number", s)
+	}
+	if n < min {
+		return 0, fmt.Errorf("%d is less than %d", n, min)
+	}
+	return n, nil
+}
+
+// SplitList splits a comma-separated list, trimming blanks and dropping
+// empty entries (a trailing comma is harmless). Newlines count as commas, so
+// Python-style continuation lines work too.
+func SplitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
