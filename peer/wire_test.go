@@ -118,3 +118,23 @@ func TestParseReplyTruncatesGarbage(t *testing.T) {
 		t.Errorf("error %q split a rune", msg)
 	}
 }
+
+// FuzzParseReply checks that no reply makes ParseReply panic, that it gives
+// a verdict or an error and never both, and that errors stay short.
+func FuzzParseReply(f *testing.F) {
+	for _, seed := range []string{"True", "True\n", "MailProblem", "{", `{"status":"True"}`, "\xff", ""} {
+		f.Add("text/plain", []byte(seed))
+		f.Add("application/json", []byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		v, err := ParseReply(contentType, body)
+		switch {
+		case err == nil && v != OK && v != MailProblem && v != JobProblem:
+			t.Errorf("ParseReply(%q, %q) = %q, nil: not a verdict", contentType, body, v)
+		case err != nil && v != "":
+			t.Errorf("ParseReply(%q, %q) = %q, %v: verdict with an error", contentType, body, v, err)
+		case err != nil && len(err.Error()) > 1000:
+			t.Errorf("ParseReply error is %d bytes long", len(err.Error()))
+		}
+	})
+}

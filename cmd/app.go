@@ -1,0 +1,119 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"checker/config"
+	"checker/jobs"
+	"checker/notify"
+	"checker/state"
+)
+
+// app is what most commands need: the settings, the jobs, a logger.
+type app struct {
+	g        *globalOptions
+	settings *config.Settings
+	jobs     []*jobs.Job
+	log      *slog.Logger
+	closeLog func()
+}
+
+// loadApp loads and validates the settings and builds the jobs. Problems
+// are an exitError with code 78 listing all of them.
+func (g *globalOptions) loadApp() (*app, error) {
+	path, err := config.Locate(g.configFile, g.getenv)
+	if err != nil {
+		return nil, &exitError{code: exitConfig, err: err}
+	}
+	s, err := config.Load(path, g.getenv)
+	var problems config.Problems
+	if err != nil && !errors.As(err, &problems) {
+		return nil, &exitError{code: exitConfig, err: err}
+	}
+	js, jobProblems := jobs.Load(s)
+	problems = append(problems, jobProblems...)
+	if len(problems) > 0 {
+		return nil, &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s:\n%v", len(problems), plural(len(problems)), path, problems)}
+	}
+	if g.nomail {
+		s.Email.NoMail = true
+	}
+	a := &app{g: g, settings: s, jobs: js}
+	a.log, a.closeLog = g.logger(s)
+	for _, w := range s.Warnings {
+		a.log.Warn(w)
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	if a.closeLog != nil {
+		a.closeLog()
+	}
+}
+
+// logger is debug to stderr with -d; debug to the logfile with -v; else
+// warnings and errors to the logfile, if one is set.
+func (g *globalOptions) logger(s *config.Settings) (*slog.Logger, func()) {
+	level := slog.LevelWarn
+	if g.verbose || g.debug {
+		level = slog.LevelDebug
+	}
+	if g.debug {
+		return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})), func() {}
+	}
+	if s.General.LogFile == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
+	}
+	if err := os.MkdirAll(filepath.Dir(s.General.LogFile), 0o755); err == nil {
+		if f, err := os.OpenFile(s.General.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
+		}
+	}
+	// An unwritable log must not stop the checks; cron mails stderr.
+	fmt.Fprintf(g.stderr, "checker: cannot open logfile %s; logging to stderr\n", s.General.LogFile)
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})), func() {}
+}
+
+func (a *app) store() *state.Store { return &state.Store{Path: a.settings.General.StateFile} }
+
+// sender is the SMTP sender, or the printer in nomail mode.
+func (a *app) sender() notify.Sender {
+	if a.settings.Email.NoMail {
+		return &notify.Printer{W: a.g.stdout}
+	}
+	return notify.NewSMTP(smtpConfig(a.settings))
+}
+
+func smtpConfig(s *config.Settings) notify.SMTPConfig {
+	e := s.Email
+	return notify.SMTPConfig{Host: e.SMTPServer, Port: e.SMTPPort, Security: e.SMTPTLS, User: e.User, Pass: e.Pass, From: e.User}
+}
+
+func (a *app) runner(env *jobs.Env) *jobs.Runner {
+	s := a.settings
+	return &jobs.Runner{
+		Store:        a.store(),
+		Sender:       a.sender(),
+		Composer:     notify.Composer{ServerName: s.General.ServerName, BustThreading: s.Email.BustThreading},
+		AlertContact: s.General.AlertContact,
+		Concurrency:  s.General.Concurrency,
+		Env:          env,
+		Log:          a.log,
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// newEnv is the environment checks run in.
+func (a *app) newEnv() *jobs.Env { return jobs.NewEnv(a.settings) }

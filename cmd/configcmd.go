@@ -1,0 +1,52 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"checker/config"
+	"checker/jobs"
+)
+
+func newConfigCommand(g *globalOptions) *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Settings tools"}
+	c.AddCommand(&cobra.Command{
+		Use:   "validate",
+		Short: "Check settings.cfg and print every problem with its section and key",
+		Long: `Loads the settings and the jobs they describe and prints every problem at once,
+each with file, line, section and key. Connects to nothing. Exit 0 when valid,
+78 when not.`,
+		Example: "  checker -f /etc/checker/settings.cfg config validate",
+		Args:    cobra.NoArgs,
+		RunE:    func(*cobra.Command, []string) error { return validateConfig(g) },
+	})
+	return c
+}
+
+// validateConfig is `checker config validate`.
+func validateConfig(g *globalOptions) error {
+	path, err := config.Locate(g.configFile, g.getenv)
+	if err != nil {
+		return &exitError{code: exitConfig, err: err}
+	}
+	s, err := config.Load(path, g.getenv)
+	var problems config.Problems
+	if err != nil && !errors.As(err, &problems) {
+		return &exitError{code: exitConfig, err: err}
+	}
+	js, jobProblems := jobs.Load(s)
+	problems = append(problems, jobProblems...)
+	for _, w := range s.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(g.stderr, p.String())
+		}
+		return &exitError{code: exitConfig, err: fmt.Errorf("%s: %d problem%s", path, len(problems), plural(len(problems)))}
+	}
+	fmt.Fprintf(g.stdout, "%s: OK (%d job%s)\n", path, len(js), plural(len(js)))
+	return nil
+}

@@ -1,0 +1,60 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newListCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:     "list",
+		Short:   "List the configured jobs: name, type, target, tier, policy",
+		Example: "  checker list\n  checker list --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(*cobra.Command, []string) error { return listJobs(g, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return c
+}
+
+type jobListing struct {
+	Name     string   `json:"name"`
+	Type     string   `json:"type"`
+	Target   string   `json:"target"`
+	Every    string   `json:"every"`
+	Notify   string   `json:"notify"`
+	Failures int      `json:"failures"`
+	Recovery string   `json:"recovery"`
+	Timeout  string   `json:"timeout"`
+	NotifyTo []string `json:"notify_to,omitempty"`
+}
+
+// listJobs is `checker list`.
+func listJobs(g *globalOptions, asJSON bool) error {
+	a, err := g.loadApp()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	rows := make([]jobListing, len(a.jobs))
+	for i, j := range a.jobs {
+		rows[i] = jobListing{Name: j.Name, Type: j.Type, Target: j.Target, Every: string(j.Every),
+			Notify: j.Policy.Notify.Label, Failures: j.Policy.Failures, Recovery: j.Policy.Recovery,
+			Timeout: j.Timeout.String(), NotifyTo: j.Policy.NotifyTo}
+	}
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTYPE\tTARGET\tEVERY\tPOLICY")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tnotify=%s failures=%d recovery=%s timeout=%s\n", r.Name, r.Type, r.Target, r.Every, r.Notify, r.Failures, r.Recovery, r.Timeout)
+	}
+	return tw.Flush()
+}

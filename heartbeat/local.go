@@ -1,0 +1,285 @@
+package heartbeat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// localSubdir is the directory, under the one given to OpenLocal, that holds
+// the heartbeat files.
+const localSubdir = "heartbeat"
+
+// LocalStore is a Store for a single machine with no server: the latest
+// heartbeat of each service is the file <dir>/heartbeat/<service>.json,
+// replaced atomically on each Put. Watch polls the directory, so several
+// processes on the machine can publish and watch at once.
+type LocalStore struct {
+	dir      string // the heartbeat directory itself
+	poll     time.Duration
+	errorLog func(error)
+}
+
+// OpenLocal returns a store keeping its files in dir/heartbeat, creating
+// that directory (mode 0700) if needed. dir is typically the directory of
+// the state file.
+func OpenLocal(dir string, opts ...StoreOption) (*LocalStore, error) {
+	if dir == "" {
+		return nil, errors.New("heartbeat: local store directory is empty")
+	}
+	cfg := newStoreConfig(opts)
+	hb := filepath.Join(dir, localSubdir)
+	if err := os.MkdirAll(hb, 0o700); err != nil {
+		return nil, fmt.Errorf("heartbeat: create local store directory: %w", err)
+	}
+	return &LocalStore{dir: hb, poll: cfg.pollInterval, errorLog: cfg.errorLog}, nil
+}
+
+// Dir returns the directory holding the heartbeat files.
+func (s *LocalStore) Dir() string { return s.dir }
+
+func (s *LocalStore) path(service string) string {
+	return filepath.Join(s.dir, service+".json")
+}
+
+// Put replaces the service's file with m: it writes a temporary file in the
+// same directory, syncs it and renames it over the old one, so readers see
+// either the previous heartbeat or the new one, never a mix.
+func (s *LocalStore) Put(ctx context.Context, m Message) error {
+	if err := ValidServiceName(m.ServiceName); err != nil {
+		return fmt.Errorf("heartbeat store: put: %w", err)
+	}
+	b, err := Encode(m)
+	if err != nil {
+		return fmt.Errorf("heartbeat store: put: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(s.path(m.ServiceName), b); err != nil {
+		return fmt.Errorf("heartbeat store: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes b to path through a synced temporary file with mode
+// 0600 in the same directory, then syncs the directory so that the rename
+// survives a crash.
+func writeFileAtomic(path string, b []byte) (err error) {
+	dir := filepath.Dir(path)
+	// '~' cannot appear in a service name, so List never mistakes a
+	// temporary file for a heartbeat.
+	tmp, err := os.CreateTemp(dir, "~"+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		// Some filesystems cannot sync a directory; the data is written
+		// either way, so this is best effort.
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Get reads the service's file; false means there is none. A file that does
+// not hold a valid heartbeat of service is an error naming the file.
+func (s *LocalStore) Get(ctx context.Context, service string) (Message, bool, error) {
+	if err := ValidServiceName(service); err != nil {
+		return Message{}, false, fmt.Errorf("heartbeat store: get: %w", err)
+	}
+	m, err := s.readFile(service)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("heartbeat store: %w", err)
+	}
+	return m, true, nil
+}
+
+func (s *LocalStore) readFile(service string) (Message, error) {
+	path := s.path(service)
+	b, err := readCapped(path)
+	if err != nil {
+		return Message{}, err
+	}
+	m, err := Decode(b)
+	if err != nil {
+		return Message{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.ServiceName != service {
+		return Message{}, fmt.Errorf("%s holds a heartbeat of service %q", path, m.ServiceName)
+	}
+	return m, nil
+}
+
+// readCapped reads path, stopping just past MaxMessageSize so that Decode
+// reports an oversized file without it being read whole.
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxMessageSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// services lists the services with a file in the directory, sorted.
+func (s *LocalStore) services() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat store: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !e.Type().IsRegular() || ValidServiceName(name) != nil {
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// List reads every heartbeat file. Files that cannot be read or decoded are
+// named in the returned error; the others are still returned.
+func (s *LocalStore) List(ctx context.Context) ([]Message, error) {
+	names, err := s.services()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		msgs []Message
+		bad  []error
+	)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m, err := s.readFile(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since ReadDir
+		}
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	if len(bad) > 0 {
+		return msgs, fmt.Errorf("heartbeat store: %d unreadable heartbeat file(s): %w", len(bad), errors.Join(bad...))
+	}
+	return msgs, nil
+}
+
+// sameVersion reports whether two stats show the same version of a
+// heartbeat file. Put renames a new file into place, so a new heartbeat is a
+// different file even if its size and modification time match the old one.
+func sameVersion(old, cur fs.FileInfo) bool {
+	return old != nil && os.SameFile(old, cur) &&
+		old.ModTime().Equal(cur.ModTime()) && old.Size() == cur.Size()
+}
+
+// Watch polls the directory (see WithPollInterval) and calls fn with each
+// heartbeat file written after Watch started. Unreadable files are reported
+// to the error log and skipped. It returns nil when ctx is done, or an error
+// if the directory cannot be read at the start.
+func (s *LocalStore) Watch(ctx context.Context, fn func(Message)) error {
+	versions := make(map[string]fs.FileInfo)
+	// Existing heartbeats are history, not news.
+	if _, err := s.scan(versions); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(s.poll)
+	defer ticker.Stop()
+	reported := false // the directory error was already logged
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+		changed, err := s.scan(versions)
+		if err != nil {
+			if !reported {
+				s.errorLog(err)
+				reported = true
+			}
+			continue
+		}
+		reported = false
+		for _, name := range changed {
+			if ctx.Err() != nil {
+				return nil
+			}
+			m, err := s.readFile(name)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				s.errorLog(fmt.Errorf("heartbeat watch: skipped %w", err))
+				continue
+			}
+			fn(m)
+		}
+	}
+}
+
+// scan updates versions from the directory and returns the services whose
+// file is new or changed.
+func (s *LocalStore) scan(versions map[string]fs.FileInfo) ([]string, error) {
+	names, err := s.services()
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, name := range names {
+		info, err := os.Stat(s.path(name))
+		if err != nil {
+			continue // removed since the listing
+		}
+		if sameVersion(versions[name], info) {
+			continue
+		}
+		versions[name] = info
+		changed = append(changed, name)
+	}
+	return changed, nil
+}
+
+// Close does nothing; a LocalStore holds no open resources.
+func (s *LocalStore) Close() error { return nil }

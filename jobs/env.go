@@ -1,0 +1,85 @@
+package jobs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"checker/config"
+)
+
+// Env is what checks share: clients, roots, the clock and the settings.
+// Expensive parts are built on first use, so a cron run with nothing due
+// pays nothing for them.
+type Env struct {
+	Settings *config.Settings
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RootCAs verifies TLS peers; nil means the system roots.
+	RootCAs *x509.CertPool
+
+	httpOnce     sync.Once
+	httpClient   *http.Client
+	insecureHTTP *http.Client
+
+	mu      sync.Mutex // guards closers
+	closers []func() error
+}
+
+// Close releases what checks opened (connections, stores).
+func (e *Env) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var first error
+	for _, c := range e.closers {
+		if err := c(); err != nil && first == nil {
+			first = err
+		}
+	}
+	e.closers = nil
+	if e.httpClient != nil {
+		e.httpClient.CloseIdleConnections()
+		e.insecureHTTP.CloseIdleConnections()
+	}
+	return first
+}
+
+// NewEnv returns an Env for the settings.
+func NewEnv(s *config.Settings) *Env { return &Env{Settings: s} }
+
+func (e *Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// HTTPClient returns the shared client (verifying certificates, or not
+// when insecure). Timeouts come from each request's context.
+func (e *Env) HTTPClient(insecure bool) *http.Client {
+	e.httpOnce.Do(func() {
+		mk := func(skip bool) *http.Client {
+			tr := &http.Transport{
+				Proxy:                 http.ProxyFromEnvironment,
+				DialContext:           (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+				TLSClientConfig:       &tls.Config{RootCAs: e.RootCAs, InsecureSkipVerify: skip}, //nolint:gosec // only with insecure = yes
+				MaxIdleConns:          1024,
+				MaxIdleConnsPerHost:   256,
+				IdleConnTimeout:       30 * time.Second,
+				TLSHandshakeTimeout:   10 * time.Second,
+				ExpectContinueTimeout: time.Second,
+				ForceAttemptHTTP2:     true,
+			}
+			return &http.Client{Transport: tr}
+		}
+		e.httpClient = mk(false)
+		e.insecureHTTP = mk(true)
+	})
+	if insecure {
+		return e.insecureHTTP
+	}
+	return e.httpClient
+}

@@ -1,0 +1,143 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"checker/config"
+)
+
+// Load builds every job the settings describe: the sections' jobs, spawned
+// per list entry, and the system jobs. It returns all jobs it could build and
+// every problem found, each with its section and key.
+func Load(s *config.Settings) ([]*Job, config.Problems) {
+	var (
+		jobs     []*Job
+		problems config.Problems
+	)
+	prob := func(sec config.Section, key string, err error) {
+		line := sec.Line
+		if l, ok := sec.KeyLines[key]; ok {
+			line = l
+		}
+		problems = append(problems, config.Problem{File: s.File, Line: line, Section: sec.Name, Key: key, Msg: err.Error()})
+	}
+	for _, sec := range s.Jobs {
+		typ, name, _ := strings.Cut(sec.Name, ":")
+		typ = strings.ToLower(strings.TrimSpace(typ))
+		t, ok := registry[typ]
+		if !ok || t.System {
+			prob(sec, "", fmt.Errorf("unknown job type %q (known types: %s)", typ, strings.Join(TypeNames(), ", ")))
+			continue
+		}
+		if strings.TrimSpace(name) == "" {
+			prob(sec, "", errors.New("job section needs a name: [TYPE:NAME]"))
+			continue
+		}
+		built, errs := buildSection(t, typ, sec, sec.Name, s)
+		for _, e := range errs {
+			prob(sec, e.Key, e.Err)
+		}
+		jobs = append(jobs, built...)
+	}
+	for _, b := range systemBuilders {
+		built, errs := b(s)
+		jobs = append(jobs, built...)
+		problems = append(problems, errs...)
+	}
+
+	// Names must be unique, also ignoring case: they key the state file.
+	seen := map[string]string{}
+	var unique []*Job
+	for _, j := range jobs {
+		k := strings.ToLower(j.Name)
+		if first, dup := seen[k]; dup {
+			problems = append(problems, config.Problem{File: s.File, Section: j.Name, Msg: fmt.Sprintf("duplicate job name (same as %q)", first)})
+			continue
+		}
+		seen[k] = j.Name
+		unique = append(unique, j)
+	}
+	sort.SliceStable(problems, func(a, b int) bool { return problems[a].Line < problems[b].Line })
+	return unique, problems
+}
+
+// systemBuilders add the jobs that need no section (self-check, peers,
+// heartbeat services); each such file appends its builder in init.
+var systemBuilders []func(*config.Settings) ([]*Job, config.Problems)
+
+// buildSection decodes sec as type t and returns its job, or one job per
+// list entry named NAME[entry].
+func buildSection(t Type, typ string, sec config.Section, name string, s *config.Settings) ([]*Job, keyErrors) {
+	var errs keyErrors
+	c := decodeCommon(sec, s.General.Timeout, DefaultEvery, DefaultNotify, &errs)
+	specs, entries, kerrs := decodeSpecs(t, sec)
+	errs = append(errs, kerrs...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	var out []*Job
+	seen := map[string]bool{}
+	for i, spec := range specs {
+		if err := spec.Validate(); err != nil {
+			var ke *KeyError
+			if errors.As(err, &ke) {
+				errs = append(errs, ke)
+			} else {
+				errs.add("", err)
+			}
+			return nil, errs
+		}
+		jobName := name
+		if entries != nil {
+			if seen[entries[i]] {
+				errs.add("", fmt.Errorf("list entry %q appears twice", entries[i]))
+				continue
+			}
+			seen[entries[i]] = true
+			jobName = fmt.Sprintf("%s[%s]", name, entries[i])
+		}
+		j := &Job{Name: jobName, Type: typ, Target: spec.Target(), Every: c.Every, Policy: c.Policy, Timeout: c.Timeout, Spec: spec}
+		if a, ok := spec.(policyAdjuster); ok {
+			a.adjustPolicy(&j.Policy)
+		}
+		out = append(out, j)
+	}
+	return out, errs
+}
+
+// policyAdjuster lets a type change the policy its settings imply (the
+// heartbeat type's fail_on decides whether WARNING is a failure).
+type policyAdjuster interface{ adjustPolicy(*Policy) }
+
+// Select returns the jobs matching the given names. A name matches a job
+// exactly (ignoring case) or, for a section with a list, every job spawned
+// from it. Unknown names are returned as an error naming them.
+func Select(all []*Job, names []string) ([]*Job, error) {
+	var out []*Job
+	var unknown []string
+	picked := map[*Job]bool{}
+	for _, n := range names {
+		ln := strings.ToLower(n)
+		found := false
+		for _, j := range all {
+			jn := strings.ToLower(j.Name)
+			if jn == ln || strings.HasPrefix(jn, ln+"[") {
+				found = true
+				if !picked[j] {
+					picked[j] = true
+					out = append(out, j)
+				}
+			}
+		}
+		if !found {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return out, fmt.Errorf("no such job: %s (see checker list)", strings.Join(unknown, ", "))
+	}
+	return out, nil
+}

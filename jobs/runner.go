@@ -1,0 +1,239 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"checker/notify"
+	"checker/state"
+)
+
+// Runner runs jobs and records what they found.
+type Runner struct {
+	Store    *state.Store
+	Sender   notify.Sender
+	Composer notify.Composer
+	// AlertContact receives notices of jobs without notify_to, and the
+	// runner's own (a corrupt state file).
+	AlertContact []string
+	Concurrency  int
+	Env          *Env
+	Now          func() time.Time
+	Log          *slog.Logger
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Outcome is one job's result from a run.
+type Outcome struct {
+	Job      *Job
+	Result   Result
+	Decision Decision
+}
+
+// Cron is one cron invocation of tier: it claims the due jobs (those of the
+// tier not yet run in their slot and not running elsewhere), runs them in
+// parallel, applies the rules, delivers the outbox and records the run.
+// Only a state file that cannot be locked, read or written is an error;
+// what the jobs find is recorded, not returned.
+func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, error) {
+	started := r.now()
+	pid := os.Getpid()
+	var due []*Job
+	err := r.Store.Update(ctx, func(f *state.File) error {
+		r.noteRecovered(f, started)
+		for _, j := range all {
+			if !tier.Runs(j.Every) {
+				continue
+			}
+			st := f.Job(j.Name)
+			slot := Slot(j.Every, started)
+			if st.LastSlot == slot {
+				continue
+			}
+			if c := st.Running; c != nil && c.PID != pid && claimAlive(c, started) {
+				r.log().Info("job still running from an earlier invocation; not starting it again", "job", j.Name, "pid", c.PID, "since", c.Started)
+				continue
+			}
+			st.LastSlot = slot
+			st.Running = &state.Claim{PID: pid, Started: started, Expires: started.Add(j.Timeout + time.Minute)}
+			due = append(due, j)
+		}
+		if len(due) == 0 {
+			r.finish(ctx, f, &state.Run{Tier: string(tier), Started: started})
+		}
+		return nil
+	})
+	if err != nil || len(due) == 0 {
+		return nil, err
+	}
+
+	results := r.runAll(ctx, due)
+	outcomes := make([]Outcome, len(due))
+	err = r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
+		r.noteRecovered(f, r.now())
+		for i, j := range due {
+			outcomes[i] = r.record(f, j, results[i], pid)
+		}
+		r.finish(ctx, f, &state.Run{Tier: string(tier), Started: started})
+		return nil
+	})
+	return outcomes, err
+}
+
+// RunNow runs the jobs at once, ignoring their schedule. With record it
+// applies the rules, delivers notices and saves the state as cron would;
+// without, it touches nothing.
+func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcome, error) {
+	results := r.runAll(ctx, jobs)
+	outcomes := make([]Outcome, len(jobs))
+	for i, j := range jobs {
+		outcomes[i] = Outcome{Job: j, Result: results[i]}
+	}
+	if !record {
+		return outcomes, nil
+	}
+	err := r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
+		r.noteRecovered(f, r.now())
+		for i, j := range jobs {
+			outcomes[i] = r.record(f, j, results[i], os.Getpid())
+		}
+		r.finish(ctx, f, nil)
+		return nil
+	})
+	return outcomes, err
+}
+
+// runAll runs jobs in parallel, at most Concurrency at a time.
+func (r *Runner) runAll(ctx context.Context, jobs []*Job) []Result {
+	n := r.Concurrency
+	if n <= 0 {
+		n = 64
+	}
+	results := make([]Result, len(jobs))
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = j.Run(ctx, r.Env)
+			r.log().Debug("job ran", "job", j.Name, "status", results[i].Status.String(), "message", results[i].Message, "duration", results[i].Duration)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// record applies the rules to one result and queues any notice.
+func (r *Runner) record(f *state.File, j *Job, res Result, pid int) Outcome {
+	now := r.now()
+	st := f.Job(j.Name)
+	prev := *st
+	next, d := Apply(j.Policy, prev, j.Policy.Failed(res), now)
+	next.LastRun = now
+	next.LastStatus = res.Status.String()
+	next.LastMessage = res.Message
+	next.Running = prev.Running
+	if next.Running != nil && next.Running.PID == pid {
+		next.Running = nil
+	}
+	*st = next
+	if j.OnResult != nil {
+		j.OnResult(f, res, now)
+	}
+	to := j.Policy.NotifyTo
+	if len(to) == 0 {
+		to = r.recipients()
+	}
+	host := r.Composer.ServerName
+	switch d {
+	case Alert:
+		f.Outbox = notify.Enqueue(f.Outbox, failureNotice(j, next, res, host, to, now))
+	case Recover:
+		f.Outbox = notify.Enqueue(f.Outbox, recoveryNotice(j, prev, res, host, to, now))
+	}
+	return Outcome{Job: j, Result: res, Decision: d}
+}
+
+// recipients are the alert contacts, or a placeholder that nomail prints.
+func (r *Runner) recipients() []string {
+	if len(r.AlertContact) > 0 {
+		return r.AlertContact
+	}
+	return []string{"(alertcontact not set)"}
+}
+
+// noteRecovered queues a notice when Update had to replace a corrupt state.
+func (r *Runner) noteRecovered(f *state.File, now time.Time) {
+	if f.Recovered == "" {
+		return
+	}
+	r.log().Error("state file replaced", "reason", f.Recovered)
+	f.Outbox = notify.Enqueue(f.Outbox, state.Notice{
+		Job: "state", Kind: state.KindSystem, To: r.recipients(), Created: now,
+		Subject: "state file was corrupt and has been replaced",
+		Body: fmt.Sprintf("checker on %s could not read its state file.\n\n%s\n\nJobs start over from a clean state: streaks and notification times were reset.\n",
+			r.Composer.ServerName, f.Recovered),
+	})
+	f.Recovered = ""
+}
+
+// finish delivers the outbox, records the health of the mail path and,
+// for a cron run, the run itself. It runs under the state lock.
+func (r *Runner) finish(ctx context.Context, f *state.File, run *state.Run) {
+	if len(f.Outbox) > 0 {
+		remaining, rep := notify.Deliver(ctx, r.Sender, r.Composer, f.Outbox)
+		f.Outbox = remaining
+		now := r.now()
+		for _, n := range rep.Delivered {
+			if st := f.Jobs[n.Job]; n.Kind == state.KindFailure && st != nil && st.Failing {
+				st.LastNotified = now
+			}
+		}
+		if rep.Attempted {
+			f.Mail.SendAt = now
+			f.Mail.SendOK = rep.Err == nil
+			f.Mail.SendError = ""
+			if rep.Err != nil {
+				f.Mail.SendError = rep.Err.Error()
+				r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err, "pending", len(remaining))
+			}
+		}
+	}
+	if run != nil {
+		run.Finished = r.now()
+		f.LastRun = *run
+	}
+}
+
+// claimAlive reports whether a claim still holds: not expired and its
+// process still exists.
+func claimAlive(c *state.Claim, now time.Time) bool {
+	if !now.Before(c.Expires) {
+		return false
+	}
+	err := syscall.Kill(c.PID, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -1,0 +1,56 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+)
+
+func init() { register("tcp", Type{New: func() Spec { return &TCP{} }}) }
+
+// TCP succeeds when a TCP connection to Addr opens within the timeout.
+type TCP struct {
+	Addr string `cfg:"target,required,list=targets"`
+}
+
+// Validate checks that the target is host:port.
+func (t *TCP) Validate() error {
+	if _, _, err := net.SplitHostPort(t.Addr); err != nil {
+		return &KeyError{Key: "target", Err: fmt.Errorf("%q is not host:port", t.Addr)}
+	}
+	return nil
+}
+
+// Target is host:port.
+func (t *TCP) Target() string { return t.Addr }
+
+// Check dials the target.
+func (t *TCP) Check(ctx context.Context, _ *Env) Result {
+	start := time.Now()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return Resultf(Critical, "cannot connect to %s: %v", t.Addr, unwrapOp(err))
+	}
+	conn.Close()
+	return Resultf(OK, "connected to %s in %s", t.Addr, roundDuration(time.Since(start)))
+}
+
+// unwrapOp shortens net.OpError chains to their useful tail.
+func unwrapOp(err error) error {
+	if op, ok := err.(*net.OpError); ok && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
