@@ -66,12 +66,12 @@ func runJobs(ctx context.Context, g *globalOptions, o runOptions, names []string
 func printOutcomes(w io.Writer, outcomes []jobs.Outcome, asJSON bool) {
 	if asJSON {
 		type row struct {
-			Job      string `json:"job"`
-			Status   string `json:"status"`
-			Message  string `json:"message"`
-			Detail   string `json:"detail,omitempty"`
+			Job      string  `json:"job"`
+			Status   string  `json:"status"`
+			Message  string  `json:"message"`
+			Detail   string  `json:"detail,omitempty"`
 			Seconds  float64 `json:"seconds"`
-			Decision string `json:"notice,omitempty"`
+			Decision string  `json:"notice,omitempty"`
 		}
 		rows := make([]row, len(outcomes))
 		for i, oc := range outcomes {

@@ -115,4 +115,3 @@ func quote(s string) string {
 	}
 	return "\"" + s + "\""
 }
-

@@ -12,7 +12,9 @@ import (
 	"time"
 )
 
-func init() { register("http", Type{New: func() Spec { return &HTTP{Method: http.MethodGet, ExpectStatus: 200} }}) }
+func init() {
+	register("http", Type{New: func() Spec { return &HTTP{Method: http.MethodGet, ExpectStatus: 200} }})
+}
 
 // MaxHTTPBody caps how much of a response body an http job reads.
 const MaxHTTPBody = 1 << 20
