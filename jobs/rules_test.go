@@ -1,0 +1,223 @@
+package jobs
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"checker/state"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func policy(t *testing.T, notify string, failures int, recovery string) Policy {
+	t.Helper()
+	n, err := ParseNotify(notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Policy{Notify: n, Failures: failures, Recovery: recovery, WarnIsFailure: true}
+}
+
+// succeeding, failing build previous states.
+func succeeding() state.Job { return state.Job{Since: t0.Add(-time.Hour)} }
+
+func failing(n int, lastNotifiedAgo time.Duration) state.Job {
+	j := state.Job{Failing: true, Failures: n, FirstFailure: t0.Add(-time.Duration(n) * time.Minute), Since: t0.Add(-time.Duration(n) * time.Minute)}
+	if lastNotifiedAgo >= 0 {
+		j.LastNotified = t0.Add(-lastNotifiedAgo)
+	}
+	return j
+}
+
+const never = -1 // lastNotifiedAgo: never notified in this streak
+
+func TestApplyOnFailure(t *testing.T) {
+	tests := []struct {
+		notify   string
+		failures int
+		prev     state.Job
+		want     Decision
+	}{
+		// every: notify on each failure once the threshold is reached.
+		{"every", 1, succeeding(), Alert},
+		{"every", 1, failing(1, time.Second), Alert},
+		{"every", 1, failing(9, 0), Alert},
+		{"every", 3, succeeding(), Quiet},
+		{"every", 3, failing(1, never), Quiet},
+		{"every", 3, failing(2, never), Alert},
+		{"every", 3, failing(3, time.Minute), Alert},
+
+		// 5min: strictly more than 4m30s since the last notice.
+		{"5min", 1, succeeding(), Alert},
+		{"5min", 1, failing(1, never), Alert},
+		{"5min", 1, failing(4, 4*time.Minute+29*time.Second), Quiet},
+		{"5min", 1, failing(4, 4*time.Minute+30*time.Second), Quiet}, // exactly at the boundary
+		{"5min", 1, failing(5, 4*time.Minute+31*time.Second), Alert},
+		{"5min", 3, failing(1, never), Quiet},
+		{"5min", 3, failing(2, never), Alert},
+		{"5min", 3, failing(7, 4*time.Minute+30*time.Second), Quiet},
+		{"5min", 3, failing(7, 4*time.Minute+30*time.Second+time.Nanosecond), Alert},
+
+		// 10min: 9m15s.
+		{"10min", 1, succeeding(), Alert},
+		{"10min", 1, failing(9, 9*time.Minute+15*time.Second), Quiet},
+		{"10min", 1, failing(9, 9*time.Minute+16*time.Second), Alert},
+		{"10min", 2, succeeding(), Quiet},
+		{"10min", 2, failing(1, never), Alert},
+		{"10min", 2, failing(5, 9*time.Minute), Quiet},
+
+		// hour: 59m.
+		{"hour", 1, succeeding(), Alert},
+		{"hour", 1, failing(30, 58*time.Minute+59*time.Second), Quiet},
+		{"hour", 1, failing(59, 59*time.Minute), Quiet},
+		{"hour", 1, failing(60, 59*time.Minute+time.Second), Alert},
+		{"hour", 5, failing(3, never), Quiet},
+		{"hour", 5, failing(4, never), Alert},
+		{"hour", 5, failing(70, 59*time.Minute+time.Second), Alert},
+
+		// day: 23h50m.
+		{"day", 1, succeeding(), Alert},
+		{"day", 1, failing(100, 23*time.Hour+50*time.Minute), Quiet},
+		{"day", 1, failing(100, 23*time.Hour+50*time.Minute+time.Second), Alert},
+		{"day", 3, failing(1, never), Quiet},
+		{"day", 3, failing(2, never), Alert},
+
+		// a custom duration D waits D minus 30s.
+		{"30m", 1, failing(2, 29*time.Minute+30*time.Second), Quiet},
+		{"30m", 1, failing(2, 29*time.Minute+31*time.Second), Alert},
+		{"30m", 1, succeeding(), Alert},
+
+		// state_change with failures = 1: only when it was succeeding.
+		{"state_change", 1, succeeding(), Alert},
+		{"state_change", 1, state.Job{}, Alert}, // never ran before
+		{"state_change", 1, failing(1, 0), Quiet},
+		{"state_change", 1, failing(1, never), Quiet},
+		{"state_change", 1, failing(50, time.Hour*48), Quiet},
+		// state_change with failures > 1: only when n equals failures.
+		{"state_change", 3, succeeding(), Quiet},
+		{"state_change", 3, failing(1, never), Quiet},
+		{"state_change", 3, failing(2, never), Alert},
+		{"state_change", 3, failing(3, 0), Quiet},
+		{"state_change", 3, failing(10, never), Quiet},
+	}
+	for _, tc := range tests {
+		name := fmt.Sprintf("%s/failures=%d/prev=%v,%d,notified=%v", tc.notify, tc.failures, tc.prev.Failing, tc.prev.Failures, tc.prev.LastNotified.Format(time.TimeOnly))
+		t.Run(name, func(t *testing.T) {
+			p := policy(t, tc.notify, tc.failures, RecoveryAuto)
+			next, got := Apply(p, tc.prev, true, t0)
+			if got != tc.want {
+				t.Errorf("decision = %v, want %v", got, tc.want)
+			}
+			wantCount := 1
+			if tc.prev.Failing {
+				wantCount = tc.prev.Failures + 1
+			}
+			if !next.Failing || next.Failures != wantCount {
+				t.Errorf("next = failing %v count %d, want failing count %d", next.Failing, next.Failures, wantCount)
+			}
+			if tc.prev.Failing {
+				if !next.FirstFailure.Equal(tc.prev.FirstFailure) {
+					t.Errorf("first failure moved from %v to %v", tc.prev.FirstFailure, next.FirstFailure)
+				}
+			} else if !next.FirstFailure.Equal(t0) || !next.Since.Equal(t0) {
+				t.Errorf("a new streak must start now: first failure %v since %v", next.FirstFailure, next.Since)
+			}
+			if !next.LastNotified.Equal(tc.prev.LastNotified) && tc.prev.Failing {
+				t.Errorf("Apply must not advance last-notified (the caller does, on delivery): %v → %v", tc.prev.LastNotified, next.LastNotified)
+			}
+		})
+	}
+}
+
+func TestApplyOnSuccess(t *testing.T) {
+	tests := []struct {
+		notify   string
+		failures int
+		recovery string
+		prev     state.Job
+		want     Decision
+	}{
+		{"state_change", 1, RecoveryAuto, failing(1, 0), Recover},
+		{"state_change", 3, RecoveryAuto, failing(3, 0), Recover},
+		{"state_change", 3, RecoveryAuto, failing(2, never), Quiet}, // never reached the threshold
+		{"state_change", 1, RecoveryNo, failing(4, 0), Quiet},
+		{"every", 1, RecoveryAuto, failing(4, 0), Quiet}, // auto: only state_change
+		{"hour", 1, RecoveryAuto, failing(4, 0), Quiet},
+		{"every", 1, RecoveryYes, failing(1, 0), Recover},
+		{"hour", 2, RecoveryYes, failing(2, 0), Recover},
+		{"hour", 2, RecoveryYes, failing(1, never), Quiet},
+		{"every", 1, RecoveryYes, succeeding(), Quiet}, // nothing to recover from
+		{"state_change", 1, RecoveryAuto, state.Job{}, Quiet},
+	}
+	for _, tc := range tests {
+		name := fmt.Sprintf("%s/failures=%d/recovery=%s/prev=%v,%d", tc.notify, tc.failures, tc.recovery, tc.prev.Failing, tc.prev.Failures)
+		t.Run(name, func(t *testing.T) {
+			next, got := Apply(policy(t, tc.notify, tc.failures, tc.recovery), tc.prev, false, t0)
+			if got != tc.want {
+				t.Errorf("decision = %v, want %v", got, tc.want)
+			}
+			if next.Failing || next.Failures != 0 || !next.FirstFailure.IsZero() || !next.LastNotified.IsZero() {
+				t.Errorf("success must reset the streak: %+v", next)
+			}
+			if tc.prev.Failing && !next.Since.Equal(t0) {
+				t.Errorf("since = %v, want now", next.Since)
+			}
+			if !tc.prev.Failing && !tc.prev.Since.IsZero() && !next.Since.Equal(tc.prev.Since) {
+				t.Errorf("since moved while succeeding: %v → %v", tc.prev.Since, next.Since)
+			}
+		})
+	}
+}
+
+// TestApplyStreak walks a job through a whole outage with notify = 5min
+// and failures = 2 on a one-minute cron, delivering each notice.
+func TestApplyStreak(t *testing.T) {
+	p := policy(t, "5min", 2, RecoveryYes)
+	var st state.Job
+	var got []string
+	outcome := []bool{true, false, false, false, false, false, false, false, false, false, false, false, true}
+	for i, ok := range outcome {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		next, d := Apply(p, st, !ok, now)
+		if d == Alert {
+			next.LastNotified = now // delivered
+		}
+		if d != Quiet {
+			got = append(got, fmt.Sprintf("%d:%v", i, d))
+		}
+		st = next
+	}
+	// Failures start at minute 1; the second failure (minute 2) notifies,
+	// then not before 4m30s have passed: minute 7 and minute 12 would, but
+	// minute 12 succeeds.
+	want := []string{"2:alert", "7:alert", "12:recover"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("notices %v, want %v", got, want)
+	}
+}
+
+func TestFailedHonoursWarnIsFailure(t *testing.T) {
+	p := Policy{WarnIsFailure: true}
+	if !p.Failed(Result{Status: Warning}) || p.Failed(Result{Status: OK}) || !p.Failed(Result{Status: Unknown}) {
+		t.Error("with WarnIsFailure, WARNING and UNKNOWN fail and OK does not")
+	}
+	p.WarnIsFailure = false
+	if p.Failed(Result{Status: Warning}) || !p.Failed(Result{Status: Critical}) {
+		t.Error("without WarnIsFailure, WARNING passes and CRITICAL fails")
+	}
+}
+
+func TestParseNotify(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5min": 270 * time.Second, "10MIN": 555 * time.Second, "hour": 59 * time.Minute, "day": 23*time.Hour + 50*time.Minute, "2h": 2*time.Hour - 30*time.Second} {
+		n, err := ParseNotify(in)
+		if err != nil || n.Mode != NotifyInterval || n.After != want {
+			t.Errorf("ParseNotify(%q) = %+v, %v; want interval %v", in, n, err, want)
+		}
+	}
+	for _, bad := range []string{"", "sometimes", "10s", "-5m"} {
+		if _, err := ParseNotify(bad); err == nil {
+			t.Errorf("ParseNotify(%q) accepted", bad)
+		}
+	}
+}
