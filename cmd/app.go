@@ -30,7 +30,7 @@ func (g *globalOptions) loadApp() (*app, error) {
 	if err != nil {
 		return nil, &exitError{code: exitConfig, err: err}
 	}
-	s, err := config.Load(path, g.getenv)
+	s, err := config.LoadWith(path, g.getenv, config.Options{NoMail: g.nomail})
 	var problems config.Problems
 	if err != nil && !errors.As(err, &problems) {
 		return nil, &exitError{code: exitConfig, err: err}
@@ -39,9 +39,6 @@ func (g *globalOptions) loadApp() (*app, error) {
 	problems = append(problems, jobProblems...)
 	if len(problems) > 0 {
 		return nil, &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s:\n%v", len(problems), plural(len(problems)), path, problems)}
-	}
-	if g.nomail {
-		s.Email.NoMail = true
 	}
 	a := &app{g: g, settings: s, jobs: js}
 	a.log, a.closeLog = g.logger(s)
@@ -87,12 +84,7 @@ func (a *app) sender() notify.Sender {
 	if a.settings.Email.NoMail {
 		return &notify.Printer{W: a.g.stdout}
 	}
-	return notify.NewSMTP(smtpConfig(a.settings))
-}
-
-func smtpConfig(s *config.Settings) notify.SMTPConfig {
-	e := s.Email
-	return notify.SMTPConfig{Host: e.SMTPServer, Port: e.SMTPPort, Security: e.SMTPTLS, User: e.User, Pass: e.Pass, From: e.User}
+	return notify.NewSMTP(jobs.SMTPConfig(a.settings.Email))
 }
 
 func (a *app) runner(env *jobs.Env) *jobs.Runner {

@@ -31,7 +31,7 @@ func validateConfig(g *globalOptions) error {
 	if err != nil {
 		return &exitError{code: exitConfig, err: err}
 	}
-	s, err := config.Load(path, g.getenv)
+	s, err := config.LoadWith(path, g.getenv, config.Options{NoMail: g.nomail})
 	var problems config.Problems
 	if err != nil && !errors.As(err, &problems) {
 		return &exitError{code: exitConfig, err: err}

@@ -198,9 +198,19 @@ func Locate(flag string, env Env) (string, error) {
 	return "", fmt.Errorf("no settings file: give -f FILE or set CHECKER_CONFIG (looked for %s)", strings.Join(candidates, " and "))
 }
 
+// Options change how Load reads the settings.
+type Options struct {
+	// NoMail is the --nomail flag: mail is off whatever [email] says, so the
+	// mail keys are not required.
+	NoMail bool
+}
+
 // Load reads and checks the settings file. On problems it still returns
 // what it could read, together with every problem found as Problems.
-func Load(path string, env Env) (*Settings, error) {
+func Load(path string, env Env) (*Settings, error) { return LoadWith(path, env, Options{}) }
+
+// LoadWith is Load with options.
+func LoadWith(path string, env Env, opts Options) (*Settings, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
@@ -212,7 +222,7 @@ func Load(path string, env Env) (*Settings, error) {
 		}
 		return nil, fmt.Errorf("cannot read settings file: %w", err)
 	}
-	l := &loader{file: path, dir: filepath.Dir(abs), env: env}
+	l := &loader{file: path, dir: filepath.Dir(abs), env: env, opts: opts}
 	s := l.load(data)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 && s.Email.Pass != "" && l.passInFile {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%s holds a password and is readable by others (mode %04o): chmod 600 %s, or use pass_file or CHECKER_EMAIL_PASS", path, fi.Mode().Perm(), path))
@@ -231,6 +241,7 @@ type loader struct {
 	raw        map[string]*rawSection // lower-cased name → section
 	problems   Problems
 	passInFile bool
+	opts       Options
 }
 
 func (l *loader) problem(sec, key string, format string, args ...any) {
@@ -396,7 +407,7 @@ func (l *loader) general(s *Settings) {
 
 func (l *loader) email(s *Settings) {
 	e := &s.Email
-	e.NoMail = l.boolean("email", "nomail", false)
+	e.NoMail = l.boolean("email", "nomail", false) || l.opts.NoMail
 	e.User = l.str("email", "user", "")
 	e.SMTPServer = l.str("email", "smtpserver", "")
 	e.SMTPPort = l.integer("email", "smtpport", 587, 1)

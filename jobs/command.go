@@ -72,7 +72,9 @@ func (c *Command) Check(ctx context.Context, _ *Env) Result {
 	switch {
 	case ctx.Err() != nil:
 		return Result{Status: Critical, Message: fmt.Sprintf("%s: killed at the timeout", c.Argv[0]), Detail: out.String()}
-	case err == nil:
+	case err == nil || errors.Is(err, exec.ErrWaitDelay):
+		// ErrWaitDelay: the command exited 0 but a child it left behind
+		// still held its output open; the exit status is what counts.
 		if msg == "" {
 			msg = c.Argv[0] + " exited 0"
 		}
@@ -105,15 +107,21 @@ func firstLine(b []byte) string {
 	return strings.TrimSpace(s)
 }
 
-// capped is a buffer that keeps the first maxCommandOutput bytes.
-type capped struct{ bytes.Buffer }
+// capped is a buffer that keeps the first maxCommandOutput bytes. The
+// buffer is a named field, not embedded: an embedded bytes.Buffer would
+// promote ReadFrom, which io.Copy (used by os/exec) prefers to Write, and
+// the cap would be bypassed.
+type capped struct{ buf bytes.Buffer }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := maxCommandOutput - c.Len(); room > 0 {
-		c.Buffer.Write(p[:min(len(p), room)])
+	if room := maxCommandOutput - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+func (c *capped) Bytes() []byte  { return c.buf.Bytes() }
+func (c *capped) String() string { return c.buf.String() }
 
 // SplitArgs splits a command line into words the way a POSIX shell would
 // for plain words, 'single' and "double" quotes and backslash escapes, but
@@ -129,6 +137,11 @@ func SplitArgs(s string) ([]string, error) {
 	for _, r := range s {
 		switch {
 		case escaped:
+			// Inside double quotes a backslash escapes only $ ` " \ and
+			// newline; before anything else it stays (POSIX).
+			if quote == '"' && !strings.ContainsRune("$`\"\\\n", r) {
+				cur.WriteRune('\\')
+			}
 			cur.WriteRune(r)
 			escaped = false
 		case quote == '\'':

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -23,7 +24,8 @@ type TLS struct {
 func (t *TLS) Validate() error {
 	host, port, err := net.SplitHostPort(t.Addr)
 	if err != nil {
-		host, port = t.Addr, "443"
+		// No port: a bare host, a bare IPv6 address or a bracketed one.
+		host, port = strings.TrimSuffix(strings.TrimPrefix(t.Addr, "["), "]"), "443"
 	}
 	if host == "" {
 		return &KeyError{Key: "target", Err: fmt.Errorf("%q has no host", t.Addr)}
@@ -38,7 +40,9 @@ func (t *TLS) Target() string { return t.Addr }
 
 // Check does a TLS handshake and inspects the leaf certificate.
 func (t *TLS) Check(ctx context.Context, env *Env) Result {
-	d := tls.Dialer{Config: &tls.Config{ServerName: t.host, RootCAs: env.RootCAs}}
+	// Verify at env's clock too, so that a leaf expired by that clock fails
+	// verification instead of passing with negative days left.
+	d := tls.Dialer{Config: &tls.Config{ServerName: t.host, RootCAs: env.RootCAs, Time: env.now}}
 	conn, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
 		return Resultf(Critical, "TLS to %s: %v", t.Addr, unwrapOp(err))

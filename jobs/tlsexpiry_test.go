@@ -1,0 +1,98 @@
+package jobs_test
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"checker/jobs"
+)
+
+func TestTLSExpiry(t *testing.T) {
+	ca := newTestCA(t)
+	now := time.Now()
+	day := 24 * time.Hour
+
+	tests := []struct {
+		name     string
+		leaf     leafOptions
+		warnDays int
+		// clock, when not zero, is how far env.Now is ahead of the real time.
+		clock time.Duration
+		want  jobs.Status
+		msg   string
+	}{
+		{name: "valid for 90 days", leaf: leafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, want: jobs.OK, msg: "valid for 89 more days"},
+		{name: "10 days left", leaf: leafOptions{NotAfter: now.Add(10 * day)}, warnDays: 30, want: jobs.Warning, msg: "expires in 9 days"},
+		{name: "10 days left, warn_days 5", leaf: leafOptions{NotAfter: now.Add(10 * day)}, warnDays: 5, want: jobs.OK, msg: "valid for 9 more days"},
+		{name: "expired", leaf: leafOptions{NotAfter: now.Add(-day)}, warnDays: 30, want: jobs.Critical, msg: "expired"},
+		{name: "wrong host name", leaf: leafOptions{NotAfter: now.Add(90 * day), IPs: []net.IP{net.IPv4(127, 0, 0, 2)}}, warnDays: 30, want: jobs.Critical, msg: "not 127.0.0.1"},
+		{name: "no IP in certificate", leaf: leafOptions{NotAfter: now.Add(90 * day), DNSNames: []string{"other.example"}}, warnDays: 30, want: jobs.Critical, msg: "doesn't contain any IP SANs"},
+		{name: "clock 80 days ahead", leaf: leafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, clock: 80 * day, want: jobs.Warning, msg: "expires in 9 days"},
+		{name: "clock past expiry", leaf: leafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, clock: 100 * day, want: jobs.Critical, msg: "expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := serveTLS(t, ca.issue(t, tt.leaf))
+			env := &jobs.Env{RootCAs: ca.Pool}
+			if tt.clock != 0 {
+				env.Now = func() time.Time { return time.Now().Add(tt.clock) }
+			}
+			spec := validated(t, &jobs.TLS{Addr: addr, WarnDays: tt.warnDays})
+			r := runJob(t, spec, env, 5*time.Second)
+			wantStatus(t, r, tt.want)
+			if !strings.Contains(r.Message, tt.msg) {
+				t.Errorf("message %q does not contain %q", r.Message, tt.msg)
+			}
+		})
+	}
+}
+
+func TestTLSUntrusted(t *testing.T) {
+	ca := newTestCA(t)
+	addr := serveTLS(t, ca.issue(t, leafOptions{NotAfter: time.Now().Add(90 * 24 * time.Hour)}))
+	r := runJob(t, validated(t, &jobs.TLS{Addr: addr, WarnDays: 30}), &jobs.Env{RootCAs: newTestCA(t).Pool}, 5*time.Second)
+	wantStatus(t, r, jobs.Critical)
+	if !strings.Contains(r.Message, "unknown authority") {
+		t.Errorf("message %q does not say why", r.Message)
+	}
+}
+
+func TestTLSNotTLS(t *testing.T) {
+	ln := hungListener(t) // accepts and never answers the ClientHello
+	r := runJob(t, validated(t, &jobs.TLS{Addr: ln.Addr().String(), WarnDays: 30}), nil, 300*time.Millisecond)
+	wantStatus(t, r, jobs.Critical)
+}
+
+func TestTLSValidate(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"example.com", "example.com:443"},
+		{"example.com:8443", "example.com:8443"},
+		{"127.0.0.1", "127.0.0.1:443"},
+		{"[::1]:853", "[::1]:853"},
+		{"::1", "[::1]:443"},
+		{"[::1]", "[::1]:443"},
+	}
+	for _, tt := range tests {
+		spec := &jobs.TLS{Addr: tt.in}
+		if err := spec.Validate(); err != nil {
+			t.Errorf("Validate(%q): %v", tt.in, err)
+			continue
+		}
+		if spec.Target() != tt.want {
+			t.Errorf("Validate(%q): target %q, want %q", tt.in, spec.Target(), tt.want)
+		}
+		if _, _, err := net.SplitHostPort(spec.Target()); err != nil {
+			t.Errorf("Validate(%q): target %q: %v", tt.in, spec.Target(), err)
+		}
+	}
+	for _, in := range []string{"", ":443"} {
+		err := (&jobs.TLS{Addr: in}).Validate()
+		if ke, ok := err.(*jobs.KeyError); !ok || ke.Key != "target" {
+			t.Errorf("Validate(%q) = %v, want a KeyError for target", in, err)
+		}
+	}
+}
