@@ -125,6 +125,9 @@ func printCheck(g *globalOptions, o *checkOptions, typ, target string, r jobs.Re
 			Message: r.Message, Detail: r.Detail, Seconds: r.Duration.Seconds()})
 	} else {
 		fmt.Fprintln(g.stdout, r.Line())
+		if g.debug && r.Detail != "" {
+			fmt.Fprintln(g.stderr, r.Detail)
+		}
 	}
 	if r.Status == jobs.OK {
 		return nil

@@ -42,7 +42,7 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 	defer a.close()
 	env := a.newEnv()
 	defer env.Close()
-	_, err = a.runner(env).Cron(ctx, tier, a.jobs)
+	_, err = a.runner(env).Cron(ctx, tier, jobs.DiscoverHeartbeats(ctx, env, a.jobs))
 	if errors.Is(err, state.ErrLocked) {
 		return &exitError{code: exitTempFail, err: err}
 	}

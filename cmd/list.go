@@ -1,11 +1,14 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"checker/jobs"
 )
 
 func newListCommand(g *globalOptions) *cobra.Command {
@@ -40,8 +43,11 @@ func listJobs(g *globalOptions, asJSON bool) error {
 		return err
 	}
 	defer a.close()
-	rows := make([]jobListing, len(a.jobs))
-	for i, j := range a.jobs {
+	env := a.newEnv()
+	defer env.Close()
+	all := jobs.DiscoverHeartbeats(context.Background(), env, a.jobs)
+	rows := make([]jobListing, len(all))
+	for i, j := range all {
 		rows[i] = jobListing{Name: j.Name, Type: j.Type, Target: j.Target, Every: string(j.Every),
 			Notify: j.Policy.Notify.Label, Failures: j.Policy.Failures, Recovery: j.Policy.Recovery,
 			Timeout: j.Timeout.String(), NotifyTo: j.Policy.NotifyTo}

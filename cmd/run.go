@@ -44,12 +44,12 @@ func runJobs(ctx context.Context, g *globalOptions, o runOptions, names []string
 		return err
 	}
 	defer a.close()
-	selected, err := jobs.Select(a.jobs, names)
+	env := a.newEnv()
+	defer env.Close()
+	selected, err := jobs.Select(jobs.DiscoverHeartbeats(ctx, env, a.jobs), names)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	env := a.newEnv()
-	defer env.Close()
 	outcomes, err := a.runner(env).RunNow(ctx, selected, o.record)
 	if err != nil {
 		return err

@@ -1,12 +1,15 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"checker/jobs"
 
 	"checker/state"
 )
@@ -69,6 +72,9 @@ func showStatus(g *globalOptions, asJSON bool) error {
 		return err
 	}
 	defer a.close()
+	env := a.newEnv()
+	defer env.Close()
+	all := jobs.DiscoverHeartbeats(context.Background(), env, a.jobs)
 	f, err := a.store().Read()
 	if err != nil {
 		return err
@@ -78,7 +84,7 @@ func showStatus(g *globalOptions, asJSON bool) error {
 	if doc.Outbox == nil {
 		doc.Outbox = []state.Notice{}
 	}
-	for _, j := range a.jobs {
+	for _, j := range all {
 		js := jobStatus{Name: j.Name, State: "never run"}
 		if st := f.Jobs[j.Name]; st != nil {
 			js.Failing, js.Failures = st.Failing, st.Failures

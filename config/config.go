@@ -138,7 +138,8 @@ type Heartbeat struct {
 	Discover       bool
 	Alive          time.Duration
 	Stale          time.Duration
-	// LocalDir is where the local store keeps heartbeats when Redis is not set.
+	// LocalDir is where the local store keeps heartbeats (in LocalDir/heartbeat)
+	// when Redis is not set: the state file's directory.
 	LocalDir string
 	Section  Section
 }
@@ -428,8 +429,9 @@ func (l *loader) email(s *Settings) {
 		defIMAP = "starttls"
 	}
 	e.IMAPTLS = strings.ToLower(l.str("email", "imap_tls", defIMAP))
-	for key, val := range map[string]string{"smtp_tls": e.SMTPTLS, "imap_tls": e.IMAPTLS} {
-		if val != "starttls" && val != "tls" && val != "none" {
+	// A slice, not a map: problems come out in the same order every run.
+	for _, kv := range [][2]string{{"smtp_tls", e.SMTPTLS}, {"imap_tls", e.IMAPTLS}} {
+		if key, val := kv[0], kv[1]; val != "starttls" && val != "tls" && val != "none" {
 			l.problem("email", key, "%q is not one of starttls, tls, none", val)
 		}
 	}
@@ -498,7 +500,7 @@ func (l *loader) heartbeat(s *Settings) {
 	if h.Stale <= h.Alive {
 		l.problem("heartbeat", "stale", "stale (%s) must be longer than alive (%s)", h.Stale, h.Alive)
 	}
-	h.LocalDir = filepath.Join(filepath.Dir(s.General.StateFile), "heartbeats")
+	h.LocalDir = filepath.Dir(s.General.StateFile)
 	if rs := l.raw["heartbeat"]; rs != nil {
 		h.Section = l.section(rs)
 	} else {

@@ -56,13 +56,16 @@ func scan(data []byte) ([]*rawSection, []scanProblem) {
 			}
 		}
 		if trimmed[0] == '[' {
-			end := strings.IndexByte(trimmed, ']')
+			// Read the name exactly as the INI decoder and Python's
+			// configparser do (up to the last ']', untrimmed); a name that
+			// differs from theirs would silently lose the section's values.
+			end := strings.LastIndexByte(trimmed, ']')
 			if end < 0 {
 				problems = append(problems, scanProblem{Line: line, Msg: "section header " + quote(trimmed) + " has no closing ']'"})
 				cur = nil
 				continue
 			}
-			name := strings.TrimSpace(trimmed[1:end])
+			name := trimmed[1:end]
 			cur = &rawSection{Name: name, Line: line, KeyLines: map[string]int{}}
 			if first, dup := seen[strings.ToLower(name)]; dup {
 				msg := "duplicate section (first at line " + strconv.Itoa(first.Line) + ")"

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,19 @@ func ParseBool(s string) (bool, error) {
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n <= 0 {
+		// !(n > 0) also catches NaN; the range check catches +Inf and
+		// values that would overflow; d <= 0 catches what rounds to zero.
+		if !(n > 0) {
 			return 0, fmt.Errorf("%q must be more than zero", s)
 		}
-		return time.Duration(n * float64(time.Second)), nil
+		if n*float64(time.Second) >= math.MaxInt64 {
+			return 0, fmt.Errorf("%q is too long", s)
+		}
+		d := time.Duration(n * float64(time.Second))
+		if d <= 0 {
+			return 0, fmt.Errorf("%q must be more than zero", s)
+		}
+		return d, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {

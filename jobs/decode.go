@@ -105,6 +105,14 @@ func decodeSpecs(t Type, sec config.Section) ([]Spec, []string, keyErrors) {
 			if len(entries) == 0 {
 				errs.add(f.list, errors.New("empty list"))
 			}
+			seen := map[string]bool{}
+			for _, e := range entries {
+				if k := strings.ToLower(e); seen[k] {
+					errs.add(f.list, fmt.Errorf("list entry %q appears twice", e))
+				} else {
+					seen[k] = true
+				}
+			}
 			listField = f
 		}
 	}

@@ -3,12 +3,14 @@ package jobs
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"checker/config"
+	"checker/heartbeat"
 )
 
 // Env is what checks share: clients, roots, the clock and the settings.
@@ -25,8 +27,25 @@ type Env struct {
 	httpClient   *http.Client
 	insecureHTTP *http.Client
 
-	mu      sync.Mutex // guards closers
+	mu      sync.Mutex // guards closers and the heartbeat store below
 	closers []func() error
+	hb      heartbeat.Store
+	hbErr   error
+}
+
+// HeartbeatStore opens the configured heartbeat store on first use and
+// returns the same one after; Close closes it.
+func (e *Env) HeartbeatStore() (heartbeat.Store, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hb == nil && e.hbErr == nil {
+		if e.Settings == nil {
+			e.hbErr = errors.New("no settings: the heartbeat store is configured in [heartbeat]")
+		} else if e.hb, e.hbErr = OpenHeartbeatStore(e.Settings); e.hbErr == nil {
+			e.closers = append(e.closers, e.hb.Close)
+		}
+	}
+	return e.hb, e.hbErr
 }
 
 // Close releases what checks opened (connections, stores).

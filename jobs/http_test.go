@@ -261,7 +261,9 @@ func (panicSpec) Validate() error                              { return nil }
 func (panicSpec) Target() string                               { return "nowhere" }
 func (panicSpec) Check(context.Context, *jobs.Env) jobs.Result { panic("boom") }
 
-func TestRunRecoversPanic(t *testing.T) {
+// TestHTTPRunRecoversPanic checks that Job.Run turns a panicking check
+// (here a stand-in type, not HTTP) into UNKNOWN with the panic as reason.
+func TestHTTPRunRecoversPanic(t *testing.T) {
 	r := runJob(t, panicSpec{}, nil, 5*time.Second)
 	wantStatus(t, r, jobs.Unknown)
 	if !strings.Contains(r.Message, "check panicked") || !strings.Contains(r.Message, "boom") {

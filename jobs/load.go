@@ -79,8 +79,10 @@ func buildSection(t Type, typ string, sec config.Section, name string, s *config
 		return nil, errs
 	}
 	var out []*Job
-	seen := map[string]bool{}
 	for i, spec := range specs {
+		if sa, ok := spec.(sectionAware); ok {
+			sa.fromSection(strings.TrimSpace(name[strings.IndexByte(name, ':')+1:]), s)
+		}
 		if err := spec.Validate(); err != nil {
 			var ke *KeyError
 			if errors.As(err, &ke) {
@@ -92,12 +94,7 @@ func buildSection(t Type, typ string, sec config.Section, name string, s *config
 		}
 		jobName := name
 		if entries != nil {
-			if seen[entries[i]] {
-				errs.add("", fmt.Errorf("list entry %q appears twice", entries[i]))
-				continue
-			}
-			seen[entries[i]] = true
-			jobName = fmt.Sprintf("%s[%s]", name, entries[i])
+			jobName = fmt.Sprintf("%s[%s]", name, entries[i]) // entries are unique (decodeSpecs)
 		}
 		j := &Job{Name: jobName, Type: typ, Target: spec.Target(), Every: c.Every, Policy: c.Policy, Timeout: c.Timeout, Spec: spec}
 		if a, ok := spec.(policyAdjuster); ok {
@@ -106,6 +103,12 @@ func buildSection(t Type, typ string, sec config.Section, name string, s *config
 		out = append(out, j)
 	}
 	return out, errs
+}
+
+// sectionAware lets a type take defaults from the job's NAME and the
+// settings before it is validated (a heartbeat job's service and thresholds).
+type sectionAware interface {
+	fromSection(name string, s *config.Settings)
 }
 
 // policyAdjuster lets a type change the policy its settings imply (the

@@ -1,0 +1,250 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"checker/heartbeat"
+	"checker/jobs"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newHeartbeatCommand)
+	extraChecks = append(extraChecks, newCheckHeartbeatCommand)
+}
+
+func newHeartbeatCommand(g *globalOptions) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "heartbeat",
+		Short: "Publish, watch and list service heartbeats",
+		Long: `Heartbeats live in the store [heartbeat] names: Redis/Valkey/Dragonfly when
+redis is set, else a local store next to the state file.`,
+	}
+	c.AddCommand(newHeartbeatPublishCommand(g), newHeartbeatWatchCommand(g), newHeartbeatStatusCommand(g))
+	return c
+}
+
+type publishOptions struct {
+	service  string
+	interval time.Duration
+	once     bool
+	data     []string
+}
+
+func newHeartbeatPublishCommand(g *globalOptions) *cobra.Command {
+	var o publishOptions
+	c := &cobra.Command{
+		Use:   "publish --service NAME [--interval 60s] [--once] [--data key=value]...",
+		Short: "Publish heartbeats for a service (a sidecar, or --once at the end of a script)",
+		Example: `  checker heartbeat publish --service nightly-backup --once --data files=1234
+  checker heartbeat publish --service tracker_fetcher --interval 60s`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return publishHeartbeats(ctx, g, o)
+		},
+	}
+	c.Flags().StringVar(&o.service, "service", "", "service name (required)")
+	c.Flags().DurationVar(&o.interval, "interval", 60*time.Second, "time between beats")
+	c.Flags().BoolVar(&o.once, "once", false, "publish one beat and exit")
+	c.Flags().StringArrayVar(&o.data, "data", nil, "service-specific field key=value (repeatable; numbers and true/false stay typed)")
+	c.MarkFlagRequired("service")
+	return c
+}
+
+// parseData turns key=value flags into fields; values that are JSON numbers
+// or booleans keep their type.
+func parseData(kvs []string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--data %q: want key=value", kv)
+		}
+		if heartbeat.IsStandardField(k) {
+			return nil, fmt.Errorf("--data %q: %s is a standard heartbeat field", kv, k)
+		}
+		var typed any
+		if err := json.Unmarshal([]byte(v), &typed); err == nil {
+			switch typed.(type) {
+			case float64, bool:
+				out[k] = typed
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// publishHeartbeats is `checker heartbeat publish`.
+func publishHeartbeats(ctx context.Context, g *globalOptions, o publishOptions) error {
+	if err := heartbeat.ValidServiceName(o.service); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	data, err := parseData(o.data)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	a, err := g.loadApp()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	store, err := jobs.OpenHeartbeatStore(a.settings)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p := heartbeat.NewPublisher(store, o.service, heartbeat.WithInterval(o.interval),
+		heartbeat.WithErrorLog(func(err error) { fmt.Fprintf(g.stderr, "checker: heartbeat %s: %v\n", o.service, err) }))
+	for k, v := range data {
+		p.AddCollector(k, func(context.Context) (any, error) { return v, nil })
+	}
+	if o.once {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		m, err := p.Beat(ctx)
+		if err != nil {
+			return err
+		}
+		if g.debug || g.verbose {
+			fmt.Fprintln(g.stderr, heartbeat.FormatBeat(m, time.Now()))
+		}
+		return nil
+	}
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	p.Stop()
+	return nil
+}
+
+func newHeartbeatWatchCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "watch",
+		Short:   "Print heartbeats live as they arrive",
+		Example: "  checker heartbeat watch",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			a, err := g.loadApp()
+			if err != nil {
+				return err
+			}
+			defer a.close()
+			store, err := jobs.OpenHeartbeatStore(a.settings)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			return store.Watch(ctx, func(m heartbeat.Message) {
+				fmt.Fprintln(g.stdout, heartbeat.FormatBeat(m, time.Now()))
+			})
+		},
+	}
+}
+
+type serviceStatus struct {
+	Service  string    `json:"service"`
+	Instance string    `json:"instance_id"`
+	LastSeen time.Time `json:"last_seen"`
+	AgeSec   float64   `json:"age_seconds"`
+	State    string    `json:"state"`
+	Note     string    `json:"note,omitempty"`
+}
+
+func newHeartbeatStatusCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:     "status",
+		Short:   "List every known service: last seen, age, instance, state",
+		Example: "  checker heartbeat status\n  checker heartbeat status --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(c *cobra.Command, _ []string) error { return heartbeatStatus(c.Context(), g, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return c
+}
+
+// heartbeatStatus is `checker heartbeat status`.
+func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
+	a, err := g.loadApp()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	store, err := jobs.OpenHeartbeatStore(a.settings)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	beats, listErr := store.List(ctx)
+	now := time.Now()
+	th := heartbeat.Thresholds{Alive: a.settings.Heartbeat.Alive, Stale: a.settings.Heartbeat.Stale}
+	rows := make([]serviceStatus, 0, len(beats))
+	for _, m := range beats {
+		r := serviceStatus{Service: m.ServiceName, Instance: m.InstanceID, LastSeen: m.Timestamp, AgeSec: heartbeat.Age(m, now).Seconds()}
+		if err := heartbeat.CheckClockSkew(m, now); err != nil {
+			r.State, r.Note = "unknown", err.Error()
+		} else {
+			r.State = string(th.Classify(heartbeat.Age(m, now)))
+		}
+		rows = append(rows, r)
+	}
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVICE\tSTATE\tLAST SEEN\tAGE\tINSTANCE")
+		for _, r := range rows {
+			state := r.State
+			if r.Note != "" {
+				state += " (" + r.Note + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Service, state, r.LastSeen.Local().Format(time.DateTime),
+				(time.Duration(r.AgeSec) * time.Second).String(), heartbeat.ShortInstanceID(r.Instance))
+		}
+		tw.Flush()
+		if len(rows) == 0 && listErr == nil {
+			fmt.Fprintln(g.stdout, "no service has published a heartbeat yet")
+		}
+	}
+	return listErr
+}
+
+func newCheckHeartbeatCommand(g *globalOptions, o *checkOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "heartbeat SERVICE",
+		Short:   "Is the service's heartbeat fresh? (OK alive, WARNING stale, CRITICAL dead)",
+		Example: "  checker check heartbeat tracker_fetcher",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			a, err := g.loadApp()
+			if err != nil {
+				fmt.Fprintf(g.stdout, "UNKNOWN - %v\n", err)
+				return &exitError{code: 3}
+			}
+			defer a.close()
+			return runCheckEnv(c.Context(), g, o, "heartbeat", jobs.NewHeartbeat(args[0], a.settings), a.newEnv())
+		},
+	}
+}
