@@ -81,12 +81,15 @@ func Decode(b []byte) (*File, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("file is empty")
 	}
-	f := New()
+	// Decode into a zero File, not New(): a document without a version
+	// (or the bare JSON null) must fail the version check below.
+	f := &File{}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(f); err != nil {
 		return nil, fmt.Errorf("not valid state JSON: %w", err)
 	}
-	if dec.More() {
+	// dec.More() misses a stray '}' or ']' after the document.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("unexpected data after the JSON document")
 	}
 	if f.Version == 0 || f.Version > Version {
