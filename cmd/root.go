@@ -4,12 +4,14 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
 
@@ -105,8 +107,15 @@ the failure and notification rules, mails the admins and saves its state.
 // extraCommands are added by command files that need nothing else wired.
 var extraCommands []func(*globalOptions) *cobra.Command
 
+type quietRedisLogger struct{}
+
+func (quietRedisLogger) Printf(context.Context, string, ...any) {}
+
 // Execute runs checker with os.Args and returns the exit code.
 func Execute() int {
+	// go-redis logs connection trouble process-wide on stderr; the same
+	// errors reach checker as return values and are reported once, clearly.
+	redis.SetLogger(quietRedisLogger{})
 	g := &globalOptions{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	return execute(g, os.Args[1:])
 }

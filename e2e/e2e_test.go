@@ -367,8 +367,13 @@ notify = day
 			State string `json:"state"`
 		} `json:"jobs"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 || len(doc.Jobs) != 5 {
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 || len(doc.Jobs) != 6 {
 		t.Fatalf("status --json: exit %d, err %v, %d jobs\n%s", r.code, err, len(doc.Jobs), r.stdout)
+	}
+	// Mail is configured, so the hourly self-check is a job too; cron
+	// minute does not run it.
+	if last := doc.Jobs[len(doc.Jobs)-1]; last.Name != "email:selfcheck" || last.State != "never run" {
+		t.Errorf("want the self-check listed and not yet run, got %+v", last)
 	}
 }
 

@@ -196,8 +196,8 @@ func decode(b []byte, rules decodeRules) (Message, error) {
 
 	var m Message
 	for key, val := range raw {
-		if string(val) == "null" {
-			continue
+		if IsStandardField(key) && string(val) == "null" {
+			continue // an absent standard field
 		}
 		var err error
 		switch key {
@@ -275,7 +275,8 @@ func decodeFloat(val json.RawMessage, dst *float64) error {
 // publishers write every number as a float.
 func decodeInt(val json.RawMessage, dst *int64) error {
 	var n json.Number
-	if err := json.Unmarshal(val, &n); err != nil {
+	// json.Number also takes a quoted number; a string is still wrong here.
+	if len(val) == 0 || val[0] == '"' || json.Unmarshal(val, &n) != nil {
 		return fmt.Errorf("want an integer, got %s", jsonKind(val))
 	}
 	if i, err := n.Int64(); err == nil {

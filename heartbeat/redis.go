@@ -39,6 +39,9 @@ type RedisStore struct {
 	patterns Patterns
 	addr     string // server address(es) for messages, never with credentials
 	errorLog func(error)
+	// healthCheck is how long Watch waits in silence before it checks the
+	// subscription with a PING; tests shorten it.
+	healthCheck time.Duration
 }
 
 // OpenRedis returns a store on the server named by spec, which is one of:
@@ -60,7 +63,7 @@ func OpenRedis(spec string, p Patterns, opts ...StoreOption) (*RedisStore, error
 		return nil, err
 	}
 	cfg := newStoreConfig(opts)
-	s := &RedisStore{patterns: p.WithDefaults(), errorLog: cfg.errorLog}
+	s := &RedisStore{patterns: p.WithDefaults(), errorLog: cfg.errorLog, healthCheck: redisHealthCheck}
 
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -354,7 +357,7 @@ func (s *RedisStore) Watch(ctx context.Context, fn func(Message)) error {
 	pingSent := false // a health-check PING awaits its answer
 	broken := false   // the last receive failed on a broken connection
 	for {
-		wait := redisHealthCheck
+		wait := s.healthCheck
 		if pingSent {
 			wait = 2 * redisIOTimeout
 		}

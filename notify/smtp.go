@@ -69,8 +69,8 @@ type Sender interface {
 // SMTP is a Sender that submits each Mail over its own SMTP connection,
 // using go-mail. It is safe for concurrent use.
 type SMTP struct {
-	cfg   SMTPConfig // defaults applied
-	helo  string     // the name given in EHLO
+	cfg    SMTPConfig // defaults applied
+	helo   string     // the name given in EHLO
 	cfgErr error      // configuration problem reported by every Send
 }
 
@@ -146,59 +146,57 @@ func (s *SMTP) Send(ctx context.Context, m Mail) error {
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return s.fail(ctx, "dial "+addr, err)
+		return s.fail(ctx, "dial "+addr, "", err)
 	}
 	defer conn.Close()
 	// Whatever go-mail is blocked on, closing the socket ends it, so a
 	// cancelled ctx returns promptly.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
+	// The socket deadline is only a backstop behind the AfterFunc above, a
+	// little later so that errors name the context's cause.
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline.Add(time.Second))
 
 	tlsConf := secureTLSConfig(s.cfg.TLSConfig, s.cfg.Host)
 	if s.cfg.Security == "tls" {
 		tc := tls.Client(conn, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return s.fail(ctx, "TLS with "+addr, err)
+			return s.fail(ctx, "TLS with "+addr, "", err)
 		}
 		conn = tc
 	}
 	c, err := gosmtp.NewClient(conn, s.cfg.Host)
 	if err != nil {
-		return s.fail(ctx, "dial "+addr, fmt.Errorf("greeting: %w", err))
+		return s.fail(ctx, "dial "+addr, "greeting", err)
 	}
 	if err := c.Hello(s.helo); err != nil {
-		return s.fail(ctx, "dial "+addr, fmt.Errorf("EHLO: %w", err))
+		return s.fail(ctx, "dial "+addr, "EHLO", err)
 	}
 	if s.cfg.Security == "starttls" {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			return fmt.Errorf("smtp TLS with %s: server does not offer STARTTLS, which security starttls requires", addr)
 		}
 		if err := c.StartTLS(tlsConf); err != nil {
-			return s.fail(ctx, "TLS with "+addr, fmt.Errorf("STARTTLS: %w", err))
+			return s.fail(ctx, "TLS with "+addr, "STARTTLS", err)
 		}
 	}
 	if s.cfg.User != "" {
 		if err := s.auth(c); err != nil {
-			return s.fail(ctx, fmt.Sprintf("auth to %s as %s", addr, s.cfg.User), err)
+			return s.fail(ctx, fmt.Sprintf("auth to %s as %s", addr, s.cfg.User), "", err)
 		}
 	}
 
-	deadline, _ := ctx.Deadline()
-	left := time.Until(deadline)
-	if left <= 0 {
-		return s.fail(ctx, "send to "+addr, context.Cause(ctx))
-	}
 	// go-mail's Client is only the message pump here: connection, TLS and
-	// AUTH were done above so that each phase gets its own error.
+	// AUTH were done above so that each phase gets its own error. Its
+	// per-command socket deadline is again a backstop behind ctx.
+	left := max(time.Until(deadline), 0) + time.Second
 	mc, err := mail.NewClient(s.cfg.Host, mail.WithTimeout(left), mail.WithoutNoop())
 	if err != nil {
 		return fmt.Errorf("smtp send to %s: %w", addr, err)
 	}
 	if err := mc.SendWithSMTPClient(c, msg); err != nil {
-		return s.fail(ctx, "send to "+addr, err)
+		return s.fail(ctx, "send to "+addr, "", err)
 	}
 	_ = c.Quit() // the message is accepted; a failing QUIT changes nothing
 	return nil
@@ -244,13 +242,27 @@ func (s *SMTP) auth(c *gosmtp.Client) error {
 	return c.Auth(a)
 }
 
-// fail words a failed phase as "smtp <what>: <err>", says so when the
-// deadline or a cancellation caused it, and scrubs the password.
-func (s *SMTP) fail(ctx context.Context, what string, err error) error {
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
-		err = fmt.Errorf("%w (%v)", cause, err)
+// fail words a failed phase as "smtp <what>: [<step>: ]<err>" and scrubs
+// the password. When the deadline or a cancellation ended the send, that
+// cause replaces err, which is then only the echo of the closed socket.
+func (s *SMTP) fail(ctx context.Context, what, step string, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		err = cause
 	}
-	return scrubError(fmt.Errorf("smtp %s: %w", what, err), s.cfg.Pass)
+	if step != "" {
+		err = fmt.Errorf("%s: %w", step, err)
+	}
+	return scrubError(fmt.Errorf("smtp %s: %w", what, err), s.secrets()...)
+}
+
+// secrets are the forms of the password a server could echo: as is, and
+// inside the base64 AUTH PLAIN payload.
+func (s *SMTP) secrets() []string {
+	if s.cfg.Pass == "" {
+		return nil
+	}
+	plain := "\x00" + s.cfg.User + "\x00" + s.cfg.Pass
+	return []string{s.cfg.Pass, base64.StdEncoding.EncodeToString([]byte(plain))}
 }
 
 // secureTLSConfig returns a copy of base (or a new config) for a client

@@ -1,0 +1,193 @@
+package heartbeat
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTestLocal(t *testing.T, opts ...StoreOption) *LocalStore {
+	t.Helper()
+	s, err := OpenLocal(t.TempDir(), append([]StoreOption{WithPollInterval(10 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatalf("OpenLocal: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestLocalStoreContract(t *testing.T) {
+	storeContract(t, func(t *testing.T) Store { return openTestLocal(t) })
+}
+
+func TestLocalStoreFiles(t *testing.T) {
+	parent := t.TempDir()
+	s, err := OpenLocal(parent)
+	if err != nil {
+		t.Fatalf("OpenLocal: %v", err)
+	}
+	if s.Dir() != filepath.Join(parent, "heartbeat") {
+		t.Errorf("Dir = %s, want %s/heartbeat", s.Dir(), parent)
+	}
+	info, err := os.Stat(s.Dir())
+	if err != nil || info.Mode().Perm() != 0o700 {
+		t.Fatalf("store directory mode = %v (%v), want 0700", info.Mode().Perm(), err)
+	}
+	if err := s.Put(context.Background(), Message{ServiceName: "web", Timestamp: time.Now()}); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	entries, err := os.ReadDir(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "web.json" {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("directory holds %v, want only web.json (no temporary files left)", names)
+	}
+	info, err = os.Stat(filepath.Join(s.Dir(), "web.json"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("file mode = %v (%v), want 0600", info.Mode().Perm(), err)
+	}
+	if _, err := OpenLocal(""); err == nil {
+		t.Error("OpenLocal(\"\") succeeded")
+	}
+}
+
+func TestLocalStoreReadersNeverSeeHalfWrites(t *testing.T) {
+	s := openTestLocal(t)
+	ctx := context.Background()
+	pad := strings.Repeat("x", 20000) // big enough that a torn write would show
+	put := func(i int) error {
+		return s.Put(ctx, Message{ServiceName: "busy", Timestamp: time.Now(), HeartbeatCount: int64(i), Data: map[string]any{"pad": pad}})
+	}
+	if err := put(0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i <= 200; i++ {
+			if err := put(i); err != nil {
+				t.Errorf("Put %d: %v", i, err)
+				break
+			}
+		}
+		close(stop)
+	}()
+	reads := 0
+	for done := false; !done; {
+		select {
+		case <-stop:
+			done = true
+		default:
+		}
+		m, ok, err := s.Get(ctx, "busy")
+		if err != nil || !ok || m.Data["pad"] != pad {
+			t.Fatalf("read %d during writes: ok %v, err %v", reads, ok, err)
+		}
+		reads++
+	}
+	wg.Wait()
+	if m, _, _ := s.Get(ctx, "busy"); m.HeartbeatCount != 200 {
+		t.Errorf("final count = %d, want 200", m.HeartbeatCount)
+	}
+}
+
+func TestLocalStoreCorruptFiles(t *testing.T) {
+	s := openTestLocal(t)
+	ctx := context.Background()
+	if err := s.Put(ctx, Message{ServiceName: "good", Timestamp: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) string {
+		path := filepath.Join(s.Dir(), name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	broken := write("broken.json", `{"service_name":"broken","timestamp":`)
+	imposter := write("imposter.json", `{"service_name":"good","timestamp":"2025-01-16T08:30:00Z"}`)
+	huge := write("huge.json", `{"service_name":"huge","timestamp":"2025-01-16T08:30:00Z","x":"`+strings.Repeat("x", MaxMessageSize)+`"}`)
+	write("notes.txt", "ignored")
+	write("~good.json.123.tmp", "ignored: a temporary file")
+
+	tests := []struct {
+		service, want string
+	}{
+		{"broken", broken + ": heartbeat message is not valid JSON"},
+		{"imposter", imposter + ` holds a heartbeat of service "good"`},
+		{"huge", huge + ": heartbeat message is 65537 bytes"},
+	}
+	for _, tt := range tests {
+		_, _, err := s.Get(ctx, tt.service)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Get(%s) error = %v, want one containing %q", tt.service, err, tt.want)
+		}
+	}
+
+	list, err := s.List(ctx)
+	if err == nil {
+		t.Fatal("List succeeded despite corrupt files")
+	}
+	for _, tt := range tests {
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("List error does not contain %q:\n%v", tt.want, err)
+		}
+	}
+	if len(list) != 1 || list[0].ServiceName != "good" {
+		t.Errorf("List = %+v, want the good heartbeat as well", list)
+	}
+}
+
+func TestLocalWatch(t *testing.T) {
+	sink := &errorSink{}
+	s := openTestLocal(t, WithWatchErrorLog(sink.log))
+	ctx := context.Background()
+	if err := s.Put(ctx, Message{ServiceName: "old", Timestamp: time.Now(), HeartbeatCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var seenOld bool
+	var mu sync.Mutex
+	count := int64(0)
+	got := watchFor(t, s, func(m Message) bool {
+		if m.ServiceName == "old" && m.HeartbeatCount == 1 {
+			mu.Lock()
+			seenOld = true
+			mu.Unlock()
+		}
+		return m.ServiceName == "new" && sink.contains("bad.json")
+	}, func() {
+		count++
+		_ = os.WriteFile(filepath.Join(s.Dir(), "bad.json"), []byte("{"+strings.Repeat(" ", int(count))), 0o600)
+		_ = s.Put(ctx, Message{ServiceName: "new", Timestamp: time.Now(), HeartbeatCount: count})
+	})
+	if got.HeartbeatCount < 1 {
+		t.Errorf("watched %+v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seenOld {
+		t.Error("Watch reported a heartbeat written before it started")
+	}
+}
+
+func TestLocalWatchMissingDir(t *testing.T) {
+	s := openTestLocal(t)
+	if err := os.RemoveAll(s.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Watch(context.Background(), func(Message) {})
+	if err == nil || !strings.Contains(err.Error(), s.Dir()) {
+		t.Errorf("Watch on a missing directory = %v, want an error naming it", err)
+	}
+}

@@ -1,0 +1,211 @@
+package heartbeat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex // guards now
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestPublisherBeat(t *testing.T) {
+	store := openTestLocal(t)
+	clock := &fakeClock{now: time.Date(2025, 1, 16, 8, 0, 0, 0, time.UTC)}
+	sink := &errorSink{}
+	p := NewPublisher(store, "tracker_fetcher", WithNow(clock.Now), WithInstanceID("inst-1"), WithErrorLog(sink.log))
+	p.AddCollector("api_status", func(context.Context) (any, error) { return "authenticated", nil })
+	p.AddCollector("queue_size", func(context.Context) (any, error) { return 1380, nil })
+
+	ctx := context.Background()
+	clock.Advance(90 * time.Minute)
+	first, err := p.Beat(ctx)
+	if err != nil {
+		t.Fatalf("Beat: %v", err)
+	}
+	clock.Advance(time.Minute)
+	second, err := p.Beat(ctx)
+	if err != nil {
+		t.Fatalf("Beat: %v", err)
+	}
+	if first.HeartbeatCount != 1 || second.HeartbeatCount != 2 {
+		t.Errorf("counts = %d, %d; want 1, 2", first.HeartbeatCount, second.HeartbeatCount)
+	}
+	if first.UptimeSeconds != 5400 || second.UptimeSeconds != 5460 {
+		t.Errorf("uptimes = %v, %v; want 5400, 5460", first.UptimeSeconds, second.UptimeSeconds)
+	}
+	if second.MemoryUsageMB <= 0 {
+		t.Errorf("memory = %v MB, want the process RSS", second.MemoryUsageMB)
+	}
+	if second.CPUUsagePercent < 0 {
+		t.Errorf("cpu = %v%%", second.CPUUsagePercent)
+	}
+
+	stored, ok, err := store.Get(ctx, "tracker_fetcher")
+	if err != nil || !ok {
+		t.Fatalf("Get: %v, %v", ok, err)
+	}
+	if stored.InstanceID != "inst-1" || stored.HeartbeatCount != 2 || !stored.Timestamp.Equal(clock.Now()) {
+		t.Errorf("stored %+v", stored)
+	}
+	if stored.Data["api_status"] != "authenticated" || stored.Data["queue_size"] != json.Number("1380") {
+		t.Errorf("stored data = %v", stored.Data)
+	}
+	if s := sink.String(); s != "" {
+		t.Errorf("errors reported: %s", s)
+	}
+}
+
+func TestPublisherSurvivesBadCollectors(t *testing.T) {
+	store := openTestLocal(t)
+	sink := &errorSink{}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+
+	p := NewPublisher(store, "sturdy",
+		WithInterval(20*time.Millisecond),
+		WithCollectorTimeout(30*time.Millisecond),
+		WithErrorLog(sink.log))
+	p.AddCollector("good", func(context.Context) (any, error) { return "yes", nil })
+	p.AddCollector("panics", func(context.Context) (any, error) { panic("collector exploded") })
+	// Ignores its context entirely; only the test's cleanup frees it.
+	p.AddCollector("stuck", func(context.Context) (any, error) { <-release; return 1, nil })
+	p.AddCollector("fails", func(context.Context) (any, error) { return nil, errors.New("boom") })
+	p.AddCollector("unencodable", func(context.Context) (any, error) { return make(chan int), nil })
+	p.AddCollector("timestamp", func(context.Context) (any, error) { return "shadow", nil })
+
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := p.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("second Start = %v, want 'already running'", err)
+	}
+	var last Message
+	eventually(t, "three beats", func() bool {
+		m, ok, err := store.Get(context.Background(), "sturdy")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		last = m
+		return ok && m.HeartbeatCount >= 3
+	})
+	p.Stop()
+	p.Stop() // a second Stop is harmless
+
+	if last.Data["good"] != "yes" {
+		t.Errorf("good collector's field missing: %v", last.Data)
+	}
+	for _, name := range []string{"panics", "stuck", "fails", "unencodable"} {
+		if _, ok := last.Data[name]; ok {
+			t.Errorf("field %q present although its collector failed", name)
+		}
+	}
+	for _, want := range []string{
+		`collector "panics" skipped: panic: collector exploded`,
+		`collector "stuck" skipped: no answer within 30ms`,
+		`collector "fails" skipped: boom`,
+		`collector "unencodable" skipped: value does not encode as JSON`,
+		`collector "timestamp" skipped: "timestamp" is a standard heartbeat field`,
+	} {
+		if !sink.contains(want) {
+			t.Errorf("error log lacks %q:\n%s", want, sink.String())
+		}
+	}
+
+	// After Stop returns, no more beats arrive.
+	stopped, _, _ := store.Get(context.Background(), "sturdy")
+	time.Sleep(60 * time.Millisecond)
+	after, _, _ := store.Get(context.Background(), "sturdy")
+	if after.HeartbeatCount != stopped.HeartbeatCount {
+		t.Errorf("beats continued after Stop: %d then %d", stopped.HeartbeatCount, after.HeartbeatCount)
+	}
+	// And it can be started again.
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	p.Stop()
+}
+
+func TestPublisherStopsWithContextAndReportsStoreErrors(t *testing.T) {
+	store := openTestRedis(t, closedAddr(t), Patterns{})
+	errs := make(chan error, 10)
+	p := NewPublisher(store, "lonely", WithInterval(time.Hour), WithErrorLog(func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	select {
+	case err := <-errs:
+		if !IsUnavailable(err) || !strings.Contains(err.Error(), "heartbeat lonely: publish: heartbeat store unreachable") {
+			t.Errorf("reported %v, want an unavailable store error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed first beat was not reported")
+	}
+	cancel()
+	p.Stop() // must return although the loop already ended on its own
+}
+
+func TestPublisherRefusesBadSetup(t *testing.T) {
+	store := openTestLocal(t)
+	for _, p := range []*Publisher{NewPublisher(store, "bad name"), NewPublisher(nil, "ok")} {
+		if err := p.Start(context.Background()); err == nil {
+			t.Errorf("Start succeeded for service %q", p.service)
+		}
+		if _, err := p.Beat(context.Background()); err == nil {
+			t.Errorf("Beat succeeded for service %q", p.service)
+		}
+		p.Stop()
+	}
+}
+
+func TestInstanceIDs(t *testing.T) {
+	shape := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	a, b := NewPublisher(nil, "x").InstanceID(), NewPublisher(nil, "x").InstanceID()
+	if !shape.MatchString(a) || a == b {
+		t.Errorf("instance ids %q and %q: want distinct UUID-shaped ids", a, b)
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	tests := []struct {
+		in     string
+		want   int64
+		hasErr bool
+	}{
+		{"Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t  160052 kB\nThreads:\t4\n", 160052, false},
+		{"Name:\tx\n", 0, true},
+		{"VmRSS:\t12 MB\n", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseVmRSS(strings.NewReader(tt.in))
+		if (err != nil) != tt.hasErr || got != tt.want {
+			t.Errorf("parseVmRSS(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.hasErr)
+		}
+	}
+}
