@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,8 @@ selfcheck_wait, and deletes it. Prints the session log with -d.`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			a, err := g.loadApp()
 			if err != nil {
-				return &exitError{code: 3, err: err}
+				fmt.Fprintf(g.stdout, "UNKNOWN - %v\n", err)
+				return &exitError{code: 3}
 			}
 			defer a.close()
 			spec := jobs.NewEmailCheck(a.settings)

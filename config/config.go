@@ -445,12 +445,11 @@ func (l *loader) email(s *Settings) {
 			l.problem("email", "pass_file", "set both pass and pass_file; keep one")
 		}
 	case l.isSet("email", "pass_file"):
-		pf := l.path(l.get("email", "pass_file"))
-		b, err := os.ReadFile(pf)
+		pass, err := readSecret(l.path(l.get("email", "pass_file")))
 		if err != nil {
-			l.problem("email", "pass_file", "cannot read password file: %v", err)
+			l.problem("email", "pass_file", "%v", err)
 		} else {
-			e.Pass = strings.TrimRight(string(b), "\r\n")
+			e.Pass = pass
 		}
 	default:
 		e.Pass = l.env("CHECKER_EMAIL_PASS")
@@ -540,4 +539,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// readSecret reads a password file: a regular file of at most 4 KiB (a pipe
+// or device would hang or flood the load), without its trailing newline.
+func readSecret(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read password file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("password file %s is not a regular file", path)
+	}
+	if fi.Size() > 4096 {
+		return "", fmt.Errorf("password file %s is larger than 4 KiB", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read password file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"checker/state"
 )
@@ -130,9 +131,18 @@ func oneLine(s string) string {
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
 		s = strings.TrimSpace(s[:i])
 	}
-	const max = 500
-	if len(s) > max {
-		s = s[:max] + "…"
+	return truncate(s, 500)
+}
+
+// truncate cuts s to at most max bytes on a character boundary, marking
+// the cut with an ellipsis.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

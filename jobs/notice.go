@@ -12,11 +12,7 @@ const timeLayout = "2006-01-02 15:04:05 MST"
 
 // subjectMessage caps the result message inside a subject.
 func subjectMessage(r Result) string {
-	s := r.Line()
-	if len(s) > 120 {
-		s = s[:119] + "…"
-	}
-	return s
+	return truncate(r.Line(), 120)
 }
 
 // failureNotice says what failed, since when, how many times, and where.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"checker/state"
 )
@@ -44,7 +45,11 @@ func (c Composer) Compose(to string, items []state.Notice) Mail {
 		}
 	}
 	if len(subject) > maxSubject {
-		subject = subject[:maxSubject-1] + "…"
+		cut := maxSubject - 1
+		for cut > 0 && !utf8.RuneStart(subject[cut]) {
+			cut--
+		}
+		subject = subject[:cut] + "…"
 	}
 	subject = "[" + c.ServerName + "] " + subject
 	if c.BustThreading {
