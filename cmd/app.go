@@ -37,6 +37,7 @@ func (g *globalOptions) loadApp() (*app, error) {
 	}
 	js, jobProblems := jobs.Load(s)
 	problems = append(problems, jobProblems...)
+	problems.Sort()
 	if len(problems) > 0 {
 		return nil, &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s:\n%v", len(problems), plural(len(problems)), path, problems)}
 	}

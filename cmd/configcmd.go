@@ -38,6 +38,7 @@ func validateConfig(g *globalOptions) error {
 	}
 	js, jobProblems := jobs.Load(s)
 	problems = append(problems, jobProblems...)
+	problems.Sort()
 	for _, w := range s.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}

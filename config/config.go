@@ -65,6 +65,11 @@ func (p Problem) String() string {
 // Problems is every problem found in one load; it is an error when non-empty.
 type Problems []Problem
 
+// Sort orders problems by line, keeping the order of those on one line.
+func (ps Problems) Sort() {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+}
+
 func (ps Problems) Error() string {
 	lines := make([]string, len(ps))
 	for i, p := range ps {
@@ -408,7 +413,9 @@ func (l *loader) general(s *Settings) {
 
 func (l *loader) email(s *Settings) {
 	e := &s.Email
+	before := len(l.problems)
 	e.NoMail = l.boolean("email", "nomail", false) || l.opts.NoMail
+	nomailInvalid := len(l.problems) > before
 	e.User = l.str("email", "user", "")
 	e.SMTPServer = l.str("email", "smtpserver", "")
 	e.SMTPPort = l.integer("email", "smtpport", 587, 1)
@@ -455,7 +462,9 @@ func (l *loader) email(s *Settings) {
 		e.Pass = l.env("CHECKER_EMAIL_PASS")
 	}
 
-	if e.NoMail {
+	if e.NoMail || nomailInvalid {
+		// With nomail unreadable, the mail keys' absence is not a second
+		// problem: the user meant one or the other.
 		return
 	}
 	if !e.Configured() {

@@ -1,0 +1,158 @@
+package cmd
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs checker in-process with args and returns stdout, stderr and
+// the exit code.
+func runCLI(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	g := &globalOptions{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }}
+	code := execute(g, args)
+	return out.String(), errb.String(), code
+}
+
+func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMergeCrontabIsIdempotent(t *testing.T) {
+	block := crontabBlock("/usr/local/bin/checker", "/etc/checker/settings.cfg")
+	other := "MAILTO=ops@example.com\n*/5 * * * * /usr/bin/backup\n"
+	once, err := mergeCrontab(other, block, "/etc/checker/settings.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(once, other) || !strings.HasSuffix(once, block) {
+		t.Fatalf("first merge should append the block after the user's lines:\n%s", once)
+	}
+	twice, err := mergeCrontab(once, block, "/etc/checker/settings.cfg")
+	if err != nil || twice != once {
+		t.Fatalf("second merge changed the crontab (err %v):\n%s", err, twice)
+	}
+	// A changed binary path replaces the block in place, keeping what follows.
+	moved := crontabBlock("/opt/checker/checker", "/etc/checker/settings.cfg")
+	after, err := mergeCrontab(once+"0 3 * * * /usr/bin/later\n", moved, "/etc/checker/settings.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(after, "/usr/local/bin/checker") || !strings.Contains(after, "/opt/checker/checker -f") || !strings.HasSuffix(after, "/usr/bin/later\n") {
+		t.Fatalf("replacing the block:\n%s", after)
+	}
+	// Another settings file gets its own block.
+	second := crontabBlock("/usr/local/bin/checker", "/srv/b/settings.cfg")
+	both, _ := mergeCrontab(once, second, "/srv/b/settings.cfg")
+	if strings.Count(both, "# BEGIN checker") != 2 {
+		t.Fatalf("two settings files should have two blocks:\n%s", both)
+	}
+	if _, err := mergeCrontab("# BEGIN checker /etc/checker/settings.cfg\n1 * * * * x\n", block, "/etc/checker/settings.cfg"); err == nil {
+		t.Error("a begin marker without an end must be refused, not guessed at")
+	}
+}
+
+func TestCrontabBlockSchedule(t *testing.T) {
+	block := crontabBlock("/usr/local/bin/checker", "/etc/my checker/settings.cfg")
+	for _, want := range []string{
+		"1-59 * * * * /usr/local/bin/checker -f '/etc/my checker/settings.cfg' cron minute\n",
+		"0 1-11,13-23 * * * /usr/local/bin/checker -f '/etc/my checker/settings.cfg' cron hour\n",
+		"0 0 * * * /usr/local/bin/checker -f '/etc/my checker/settings.cfg' cron day\n",
+		"0 12 * * * /usr/local/bin/checker -f '/etc/my checker/settings.cfg' cron day_noon\n",
+	} {
+		if !strings.Contains(block, want) {
+			t.Errorf("block lacks %q:\n%s", want, block)
+		}
+	}
+}
+
+// TestCrontabInstall runs --install twice against a fake crontab command
+// that keeps the table in a file.
+func TestCrontabInstall(t *testing.T) {
+	dir := t.TempDir()
+	table := filepath.Join(dir, "table")
+	writeFile(t, dir, "table", "MAILTO=root\n", 0o600)
+	writeFile(t, dir, "crontab", `#!/bin/sh
+case "$1" in
+-l) cat "`+table+`" ;;
+-) cat > "`+table+`" ;;
+*) exit 2 ;;
+esac
+`, 0o755)
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n", 0o600)
+
+	for i := 0; i < 2; i++ {
+		out, errOut, code := runCLI(t, nil, "-f", cfg, "crontab", "--install")
+		if code != 0 {
+			t.Fatalf("install %d: exit %d: %s %s", i, code, out, errOut)
+		}
+	}
+	b, _ := os.ReadFile(table)
+	got := string(b)
+	if !strings.HasPrefix(got, "MAILTO=root\n") || strings.Count(got, "cron minute") != 1 || !strings.Contains(got, "-f "+cfg+" cron day_noon") {
+		t.Fatalf("crontab after two installs:\n%s", got)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.cfg", "[email]\nnomail = yes\n[tcp:x]\ntarget = 127.0.0.1:1\n", 0o600)
+	bad := writeFile(t, dir, "bad.cfg", "[general]\nconcurency = 3\n[email]\nnomail = maybe\n[nosuch:x]\n", 0o600)
+
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		stderr   string
+		noStdout bool
+	}{
+		{"validate ok", []string{"-f", good, "config", "validate"}, 0, "OK (1 job)", "", false},
+		{"validate lists every problem", []string{"-f", bad, "config", "validate"}, 78, "", "3 problems", true},
+		{"cron on bad settings", []string{"-f", bad, "cron", "minute"}, 78, "", "concurency: unknown key", true},
+		{"cron bad tier", []string{"-f", good, "cron", "weekly"}, 2, "", "not a tier", true},
+		{"missing settings", []string{"-f", filepath.Join(dir, "nope.cfg"), "list"}, 78, "", "does not exist", true},
+		{"check bad args is UNKNOWN", []string{"check", "tcp"}, 3, "UNKNOWN - ", "", false},
+		{"check bad target is UNKNOWN", []string{"check", "tcp", "nope"}, 3, "UNKNOWN - \"nope\" is not host:port", "", false},
+		{"check closed port is CRITICAL", []string{"check", "tcp", "127.0.0.1:1"}, 2, "CRITICAL - cannot connect to 127.0.0.1:1", "", false},
+		{"check warning", []string{"check", "command", "--", "sh", "-c", "echo disk 91%; exit 1"}, 1, "WARNING - disk 91%", "", false},
+		{"run unknown job", []string{"-f", good, "run", "tcp:y"}, 2, "", "no such job: tcp:y", true},
+		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, nil, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(errOut, tc.stderr) || (tc.noStdout && out != "") {
+				t.Errorf("exit %d (want %d)\nstdout: %q (want %q)\nstderr: %q (want %q)", code, tc.code, out, tc.stdout, errOut, tc.stderr)
+			}
+		})
+	}
+}
+
+func TestConfigLocation(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "elsewhere.cfg", "[email]\nnomail = yes\n", 0o600)
+	out, _, code := runCLI(t, map[string]string{"CHECKER_CONFIG": cfg}, "config", "validate")
+	if code != 0 || !strings.Contains(out, cfg) {
+		t.Errorf("$CHECKER_CONFIG not used: exit %d, %q", code, out)
+	}
+}
+
+func TestPasswordWarning(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[general]\nalertcontact = a@example.test\n[email]\nuser = u@example.test\npass = hunter2\nsmtpserver = 127.0.0.1\nimapserver = 127.0.0.1\n", 0o644)
+	_, errOut, code := runCLI(t, nil, "-f", cfg, "config", "validate")
+	if code != 0 || !strings.Contains(errOut, "readable by others") || strings.Contains(errOut, "hunter2") {
+		t.Errorf("exit %d, stderr %q: want a warning about the mode that does not show the password", code, errOut)
+	}
+}
