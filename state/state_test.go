@@ -648,3 +648,27 @@ func normalise(t *testing.T, f *state.File) string {
 	}
 	return string(b)
 }
+
+// TestUnreadableIsMovedAside: a state file that cannot be read (here: a
+// directory where the file should be) is moved aside like a corrupt one.
+func TestUnreadableIsMovedAside(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "checker.state")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var recovered string
+	err := (&state.Store{Path: path}).Update(context.Background(), func(f *state.File) error {
+		recovered = f.Recovered
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(recovered, "unreadable") || !strings.Contains(recovered, "moved aside") {
+		t.Errorf("Recovered = %q", recovered)
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("a fresh state file should replace it: %v", err)
+	}
+}

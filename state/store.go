@@ -48,12 +48,12 @@ func (s *Store) read() (*File, error) {
 		return New(), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot open state file: %w", err)
+		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("unreadable: %w", err)}
 	}
 	defer fh.Close()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(io.LimitReader(fh, MaxSize+1)); err != nil {
-		return nil, fmt.Errorf("cannot read state file %s: %w", s.Path, err)
+		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("unreadable: %w", err)}
 	}
 	if buf.Len() > MaxSize {
 		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("larger than %d MiB", MaxSize>>20)}
