@@ -1,132 +1,41 @@
 package heartbeat
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"checker/internal/redistest"
 )
 
-// redisServer is a redis-server process on a loopback port, owned by a test.
+// redisServer is a redis-server process on a loopback port, owned by a
+// test; cmd lets a test signal it (SIGSTOP).
 type redisServer struct {
-	Addr string
-
-	out  *syncBuffer
-	cmd  *exec.Cmd
-	once sync.Once
-	done chan struct{} // closed when the process has exited
+	*redistest.Server
+	cmd *exec.Cmd
 }
 
-// startRedis runs a throwaway redis-server (no persistence) on a free
-// loopback port with extra arguments appended, waits until it answers PING,
-// and kills it when the test ends.
+// startRedis runs a throwaway redis-server (see redistest.Start) with extra
+// arguments appended and kills it when the test ends.
 func startRedis(t *testing.T, extra ...string) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not on PATH; run `make test`, which installs it")
-	}
-	port := freePort(t)
-	args := append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--dir", t.TempDir(),
-	}, extra...)
-	srv := &redisServer{
-		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		out:  &syncBuffer{},
-		cmd:  exec.Command(bin, args...),
-		done: make(chan struct{}),
-	}
-	srv.cmd.Stdout, srv.cmd.Stderr = srv.out, srv.out
-	if err := srv.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	go func() {
-		_ = srv.cmd.Wait()
-		close(srv.done)
-	}()
-	t.Cleanup(srv.Kill)
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if redisPing(srv.Addr) {
-			return srv
-		}
-		select {
-		case <-srv.done:
-			t.Fatalf("redis-server exited at start:\n%s", srv.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer PING within 10s:\n%s", srv.Addr, srv.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Kill stops the server at once and waits for it to exit. It may be called
-// more than once.
-func (s *redisServer) Kill() {
-	s.once.Do(func() { _ = s.cmd.Process.Kill() })
-	<-s.done
-}
-
-// redisPing speaks just enough RESP to see whether a server is up.
-func redisPing(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	srv := redistest.Start(t, extra...)
+	return &redisServer{Server: srv, cmd: srv.Cmd()}
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return redistest.FreePort(t)
 }
 
 // closedAddr returns a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a test
-// reading it at once.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return redistest.ClosedAddr(t)
 }
 
 // errorSink collects errors reported through an error log callback.
