@@ -96,15 +96,11 @@ func publishHeartbeats(ctx context.Context, g *globalOptions, o publishOptions) 
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	a, err := g.loadApp()
+	a, store, err := g.openHeartbeats()
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	store, err := jobs.OpenHeartbeatStore(a.settings)
-	if err != nil {
-		return err
-	}
 	defer store.Close()
 	p := heartbeat.NewPublisher(store, o.service, heartbeat.WithInterval(o.interval),
 		heartbeat.WithErrorLog(func(err error) { fmt.Fprintf(g.stderr, "checker: heartbeat %s: %v\n", o.service, err) }))
@@ -140,21 +136,32 @@ func newHeartbeatWatchCommand(g *globalOptions) *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			a, err := g.loadApp()
+			a, store, err := g.openHeartbeats()
 			if err != nil {
 				return err
 			}
 			defer a.close()
-			store, err := jobs.OpenHeartbeatStore(a.settings)
-			if err != nil {
-				return err
-			}
 			defer store.Close()
 			return store.Watch(ctx, func(m heartbeat.Message) {
 				fmt.Fprintln(g.stdout, heartbeat.FormatBeat(m, time.Now()))
 			})
 		},
 	}
+}
+
+// openHeartbeats loads the settings and opens the heartbeat store they
+// name. The caller closes both.
+func (g *globalOptions) openHeartbeats() (*app, heartbeat.Store, error) {
+	a, err := g.loadApp()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := jobs.OpenHeartbeatStore(a.settings)
+	if err != nil {
+		a.close()
+		return nil, nil, fmt.Errorf("heartbeat store: %w", err)
+	}
+	return a, store, nil
 }
 
 type serviceStatus struct {
@@ -181,15 +188,11 @@ func newHeartbeatStatusCommand(g *globalOptions) *cobra.Command {
 
 // heartbeatStatus is `checker heartbeat status`.
 func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
-	a, err := g.loadApp()
+	a, store, err := g.openHeartbeats()
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	store, err := jobs.OpenHeartbeatStore(a.settings)
-	if err != nil {
-		return err
-	}
 	defer store.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
