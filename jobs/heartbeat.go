@@ -80,10 +80,15 @@ func (h *Heartbeat) Check(ctx context.Context, env *Env) Result {
 	}
 	m, found, err := store.Get(ctx, h.Service)
 	if err != nil {
-		if heartbeat.IsUnavailable(err) && !strings.Contains(err.Error(), "unreachable") {
-			return Resultf(Critical, "heartbeat store unreachable: %v", err)
+		if heartbeat.IsUnavailable(err) {
+			// One reason for every job of the run, read first in the mail.
+			if !strings.HasPrefix(err.Error(), "heartbeat store unreachable") {
+				return Resultf(Critical, "heartbeat store unreachable: %v", err)
+			}
+			return Resultf(Critical, "%v", err)
 		}
-		return Resultf(Critical, "%v", err)
+		// A bad value names only its key or file; say whose it is.
+		return Resultf(Critical, "cannot read the heartbeat of %s: %v", h.Service, err)
 	}
 	if !found {
 		return Resultf(Critical, "service %s has never sent a heartbeat", h.Service)
@@ -154,7 +159,9 @@ func heartbeatServiceJobs(s *config.Settings) ([]*Job, config.Problems) {
 }
 
 // DiscoverHeartbeats adds a heartbeat job for every service in the store
-// that no configured job watches yet ([heartbeat] discover = yes). When
+// that no configured job watches yet ([heartbeat] discover = yes), named
+// heartbeat:SERVICE, or heartbeat:SERVICE#2 when a configured job already
+// has that name for another service. When
 // the store cannot be listed it adds one failing job saying why, instead
 // of losing sight of every service quietly.
 func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job) []*Job {
@@ -163,10 +170,23 @@ func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job) []*Job {
 		return all
 	}
 	watched := map[string]bool{}
+	// Job names key the state file, ignoring case, so a discovered job must
+	// not take a name a configured job has: [heartbeat:x] may watch another
+	// service than x.
+	taken := map[string]bool{}
 	for _, j := range all {
+		taken[strings.ToLower(j.Name)] = true
 		if h, ok := j.Spec.(*Heartbeat); ok {
 			watched[h.Service] = true
 		}
+	}
+	name := func(base string) string {
+		n := base
+		for i := 2; taken[strings.ToLower(n)]; i++ {
+			n = fmt.Sprintf("%s#%d", base, i)
+		}
+		taken[strings.ToLower(n)] = true
+		return n
 	}
 	var errs keyErrors
 	c := decodeCommon(s.Heartbeat.Section, s.General.Timeout, DefaultEvery, DefaultNotify, &errs)
@@ -178,7 +198,7 @@ func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job) []*Job {
 		cancel()
 	}
 	if err != nil {
-		j := &Job{Name: "heartbeat:discover", Type: "heartbeat", Target: "every published service", Every: c.Every,
+		j := &Job{Name: name("heartbeat:discover"), Type: "heartbeat", Target: "every published service", Every: c.Every,
 			Policy: c.Policy, Timeout: c.Timeout, Spec: fixedResult{Resultf(Critical, "cannot list heartbeats to discover services: %v", err)}}
 		all = append(all, j)
 	}
@@ -192,7 +212,7 @@ func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job) []*Job {
 		if spec.Validate() != nil {
 			continue
 		}
-		j := &Job{Name: "heartbeat:" + m.ServiceName, Type: "heartbeat", Target: m.ServiceName, Every: c.Every, Policy: c.Policy, Timeout: c.Timeout, Spec: spec}
+		j := &Job{Name: name("heartbeat:" + m.ServiceName), Type: "heartbeat", Target: m.ServiceName, Every: c.Every, Policy: c.Policy, Timeout: c.Timeout, Spec: spec}
 		spec.adjustPolicy(&j.Policy)
 		all = append(all, j)
 	}
