@@ -214,12 +214,21 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
 	defer cancel()
 	key := s.patterns.KeyFor(service)
-	b, err := s.client.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Message{}, false, nil
+	// GETRANGE reads one byte past the limit, so an oversized value is
+	// refused by Decode without being loaded whole.
+	b, err := s.client.GetRange(ctx, key, 0, MaxMessageSize).Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Message{}, false, s.fail("GETRANGE "+key, err)
 	}
-	if err != nil {
-		return Message{}, false, s.fail("GET "+key, err)
+	if len(b) == 0 {
+		// A missing key and an empty value both read as "": tell them apart.
+		n, err := s.client.Exists(ctx, key).Result()
+		if err != nil {
+			return Message{}, false, s.fail("EXISTS "+key, err)
+		}
+		if n == 0 {
+			return Message{}, false, nil
+		}
 	}
 	m, err := s.decodeEntry(key, service, b)
 	if err != nil {
@@ -307,7 +316,7 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, collect f
 		if len(ours) > 0 {
 			cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range ours {
-					p.Get(ctx, k)
+					p.GetRange(ctx, k, 0, MaxMessageSize)
 				}
 				return nil
 			})
@@ -316,7 +325,7 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, collect f
 			}
 			for i, cmd := range cmds {
 				b, err := cmd.(*redis.StringCmd).Bytes()
-				if errors.Is(err, redis.Nil) {
+				if errors.Is(err, redis.Nil) || (err == nil && len(b) == 0) {
 					continue // deleted since the scan
 				}
 				if err != nil {
