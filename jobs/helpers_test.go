@@ -2,14 +2,7 @@ package jobs_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -59,101 +52,6 @@ func wantStatus(t *testing.T, r jobs.Result, s jobs.Status) {
 	if r.Status != s {
 		t.Fatalf("status %s, want %s (result %q, detail %q)", r.Status, s, r.Line(), r.Detail)
 	}
-}
-
-// testCA is a certificate authority for tests; issue leaf certificates with
-// its issue method and trust them through Pool.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	Pool *x509.CertPool
-}
-
-var serial struct {
-	mu sync.Mutex // guards n
-	n  int64
-}
-
-func nextSerial() *big.Int {
-	serial.mu.Lock()
-	defer serial.mu.Unlock()
-	serial.n++
-	return big.NewInt(serial.n)
-}
-
-// newTestCA makes a CA valid from an hour ago for ten years.
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: "checker test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, Pool: pool}
-}
-
-// leafOptions chooses what a leaf certificate is valid for and when.
-type leafOptions struct {
-	NotBefore time.Time // zero: a day before NotAfter or an hour ago, whichever is earlier
-	NotAfter  time.Time
-	DNSNames  []string
-	IPs       []net.IP // nil and no DNSNames: 127.0.0.1
-}
-
-// issue signs a server certificate for the options.
-func (ca *testCA) issue(t *testing.T, o leafOptions) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.NotBefore.IsZero() {
-		o.NotBefore = time.Now().Add(-time.Hour)
-		if dayBefore := o.NotAfter.Add(-24 * time.Hour); dayBefore.Before(o.NotBefore) {
-			o.NotBefore = dayBefore
-		}
-	}
-	if o.IPs == nil && o.DNSNames == nil {
-		o.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(),
-		Subject:      pkix.Name{CommonName: "checker test leaf"},
-		NotBefore:    o.NotBefore,
-		NotAfter:     o.NotAfter,
-		DNSNames:     o.DNSNames,
-		IPAddresses:  o.IPs,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}
 }
 
 // serveTLS listens on 127.0.0.1 with cert, completes the handshake of every

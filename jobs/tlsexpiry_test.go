@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"checker/internal/testcert"
 	"net"
 	"strings"
 	"testing"
@@ -10,32 +11,32 @@ import (
 )
 
 func TestTLSExpiry(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testcert.NewCA(t)
 	now := time.Now()
 	day := 24 * time.Hour
 
 	tests := []struct {
 		name     string
-		leaf     leafOptions
+		leaf     testcert.LeafOptions
 		warnDays int
 		// clock, when not zero, is how far env.Now is ahead of the real time.
 		clock time.Duration
 		want  jobs.Status
 		msg   string
 	}{
-		{name: "valid for 90 days", leaf: leafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, want: jobs.OK, msg: "valid for 89 more days"},
-		{name: "10 days left", leaf: leafOptions{NotAfter: now.Add(10 * day)}, warnDays: 30, want: jobs.Warning, msg: "expires in 9 days"},
-		{name: "10 days left, warn_days 5", leaf: leafOptions{NotAfter: now.Add(10 * day)}, warnDays: 5, want: jobs.OK, msg: "valid for 9 more days"},
-		{name: "expired", leaf: leafOptions{NotAfter: now.Add(-day)}, warnDays: 30, want: jobs.Critical, msg: "expired"},
-		{name: "wrong host name", leaf: leafOptions{NotAfter: now.Add(90 * day), IPs: []net.IP{net.IPv4(127, 0, 0, 2)}}, warnDays: 30, want: jobs.Critical, msg: "not 127.0.0.1"},
-		{name: "no IP in certificate", leaf: leafOptions{NotAfter: now.Add(90 * day), DNSNames: []string{"other.example"}}, warnDays: 30, want: jobs.Critical, msg: "doesn't contain any IP SANs"},
-		{name: "clock 80 days ahead", leaf: leafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, clock: 80 * day, want: jobs.Warning, msg: "expires in 9 days"},
-		{name: "clock past expiry", leaf: leafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, clock: 100 * day, want: jobs.Critical, msg: "expired"},
+		{name: "valid for 90 days", leaf: testcert.LeafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, want: jobs.OK, msg: "valid for 89 more days"},
+		{name: "10 days left", leaf: testcert.LeafOptions{NotAfter: now.Add(10 * day)}, warnDays: 30, want: jobs.Warning, msg: "expires in 9 days"},
+		{name: "10 days left, warn_days 5", leaf: testcert.LeafOptions{NotAfter: now.Add(10 * day)}, warnDays: 5, want: jobs.OK, msg: "valid for 9 more days"},
+		{name: "expired", leaf: testcert.LeafOptions{NotAfter: now.Add(-day)}, warnDays: 30, want: jobs.Critical, msg: "expired"},
+		{name: "wrong host name", leaf: testcert.LeafOptions{NotAfter: now.Add(90 * day), IPs: []net.IP{net.IPv4(127, 0, 0, 2)}}, warnDays: 30, want: jobs.Critical, msg: "not 127.0.0.1"},
+		{name: "no IP in certificate", leaf: testcert.LeafOptions{NotAfter: now.Add(90 * day), DNSNames: []string{"other.example"}}, warnDays: 30, want: jobs.Critical, msg: "doesn't contain any IP SANs"},
+		{name: "clock 80 days ahead", leaf: testcert.LeafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, clock: 80 * day, want: jobs.Warning, msg: "expires in 9 days"},
+		{name: "clock past expiry", leaf: testcert.LeafOptions{NotAfter: now.Add(90 * day)}, warnDays: 30, clock: 100 * day, want: jobs.Critical, msg: "expired"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := serveTLS(t, ca.issue(t, tt.leaf))
-			env := &jobs.Env{RootCAs: ca.Pool}
+			addr := serveTLS(t, ca.Issue(t, tt.leaf))
+			env := &jobs.Env{RootCAs: ca.Pool()}
 			if tt.clock != 0 {
 				env.Now = func() time.Time { return time.Now().Add(tt.clock) }
 			}
@@ -50,9 +51,9 @@ func TestTLSExpiry(t *testing.T) {
 }
 
 func TestTLSUntrusted(t *testing.T) {
-	ca := newTestCA(t)
-	addr := serveTLS(t, ca.issue(t, leafOptions{NotAfter: time.Now().Add(90 * 24 * time.Hour)}))
-	r := runJob(t, validated(t, &jobs.TLS{Addr: addr, WarnDays: 30}), &jobs.Env{RootCAs: newTestCA(t).Pool}, 5*time.Second)
+	ca := testcert.NewCA(t)
+	addr := serveTLS(t, ca.Issue(t, testcert.LeafOptions{NotAfter: time.Now().Add(90 * 24 * time.Hour)}))
+	r := runJob(t, validated(t, &jobs.TLS{Addr: addr, WarnDays: 30}), &jobs.Env{RootCAs: testcert.NewCA(t).Pool()}, 5*time.Second)
 	wantStatus(t, r, jobs.Critical)
 	if !strings.Contains(r.Message, "unknown authority") {
 		t.Errorf("message %q does not say why", r.Message)

@@ -71,22 +71,54 @@ func (ca *CA) WritePEM(t testing.TB, dir string) string {
 	return p
 }
 
+// LeafOptions choose what a leaf certificate is valid for and when.
+type LeafOptions struct {
+	// NotBefore zero means an hour ago, or a day before NotAfter if that is
+	// earlier (so an already expired certificate is still well formed).
+	NotBefore time.Time
+	NotAfter  time.Time
+	// DNSNames and IPs are the names it is valid for; both nil means
+	// 127.0.0.1, ::1 and localhost.
+	DNSNames []string
+	IPs      []net.IP
+}
+
 // Leaf issues a server certificate for 127.0.0.1, ::1 and localhost that
 // expires at notAfter.
 func (ca *CA) Leaf(t testing.TB, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	return ca.Issue(t, LeafOptions{NotAfter: notAfter})
+}
+
+// Issue signs a server certificate as the options say. The chain holds the
+// leaf and the CA.
+func (ca *CA) Issue(t testing.TB, o LeafOptions) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if o.NotBefore.IsZero() {
+		o.NotBefore = time.Now().Add(-time.Hour)
+		if dayBefore := o.NotAfter.Add(-24 * time.Hour); dayBefore.Before(o.NotBefore) {
+			o.NotBefore = dayBefore
+		}
+	}
+	if o.IPs == nil && o.DNSNames == nil {
+		o.IPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+		o.DNSNames = []string{"localhost"}
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
+		Subject:      pkix.Name{CommonName: "checker test leaf"},
+		DNSNames:     o.DNSNames,
+		IPAddresses:  o.IPs,
+		NotBefore:    o.NotBefore,
+		NotAfter:     o.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -94,8 +126,11 @@ func (ca *CA) Leaf(t testing.TB, notAfter time.Time) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}
 }
 
 // WriteLeaf writes a leaf's certificate and key as PEM files in dir and
