@@ -55,14 +55,15 @@ func (a *app) close() {
 	}
 }
 
-// logger is debug to stderr with -d; debug to the logfile with -v; else
-// warnings and errors to the logfile, if one is set.
+// logger is debug to stderr with -d; debug to the logfile with -v (stderr
+// when there is none); else warnings and errors to the logfile, if set.
 func (g *globalOptions) logger(s *config.Settings) (*slog.Logger, func()) {
 	level := slog.LevelWarn
 	if g.verbose || g.debug {
 		level = slog.LevelDebug
 	}
-	if g.debug {
+	if g.debug || (g.verbose && s.General.LogFile == "") {
+		// -d, or -v with no logfile to write to: debug to stderr.
 		return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})), func() {}
 	}
 	if s.General.LogFile == "" {
