@@ -1,0 +1,33 @@
+#!/bin/sh
+# bench/run.sh: the evidence that checker is fast. It measures whole
+# `checker cron` processes (wall time and peak RSS, from the kernel's
+# rusage of each child) against loopback servers that bench/cmd/checkerbench
+# starts itself, each scenario several times, and prints one table; then it
+# runs the in-process Go benchmarks (state load + save, settings, cron),
+# which are what to profile:
+#
+#   go test -run '^$' -bench CronNothingDue10000 -cpuprofile cpu.out ./jobs/
+#   go tool pprof -top -cum jobs.test cpu.out
+#
+# Usage: bench/run.sh [-runs N] [-run REGEXP] [-keep]
+# Environment: GO (go), CHECKER_BIN (a built binary; default: build one into
+# a temporary directory), BENCHTIME for the Go benchmarks (1s).
+set -eu
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+bin=${CHECKER_BIN:-}
+if [ -z "$bin" ]; then
+	bin=$tmp/checker
+	$GO build -trimpath -o "$bin" .
+fi
+$GO build -o "$tmp/checkerbench" ./bench/cmd/checkerbench
+
+echo "== checker processes: $($GO version | cut -d' ' -f3), $(nproc) CPUs"
+"$tmp/checkerbench" -bin "$bin" "$@"
+
+echo
+echo "== in-process Go benchmarks"
+$GO test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -count 1 ./state/ ./jobs/ |
+	grep -E '^(Benchmark|ok|FAIL|---)'
