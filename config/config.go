@@ -281,6 +281,9 @@ func (l *loader) load(data []byte) *Settings {
 		IgnoreContinuation:         true, // a trailing backslash is just a backslash
 		AllowPythonMultilineValues: true,
 		SkipUnrecognizableLines:    true, // scan reports them with line numbers
+		// scan reports duplicate sections; letting the INI library skip its
+		// own uniqueness search keeps loading linear in the section count.
+		AllowNonUniqueSections: true,
 	}}
 	if err := codecs.RegisterCodec("ini", codec); err != nil {
 		l.problem("", "", "internal: %v", err)
