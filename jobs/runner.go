@@ -59,6 +59,7 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 	started := r.now()
 	pid := os.Getpid()
 	var due []*Job
+	var batch []state.Notice
 	err := r.Store.Update(ctx, func(f *state.File) error {
 		r.noteRecovered(f, started)
 		for _, j := range all {
@@ -79,25 +80,32 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 			due = append(due, j)
 		}
 		if len(due) == 0 {
-			r.finish(ctx, f, &state.Run{Tier: string(tier), Started: started})
+			f.LastRun = state.Run{Tier: string(tier), Started: started, Finished: r.now()}
+			batch = claimOutbox(f, pid, r.now())
 		}
 		return nil
 	})
-	if err != nil || len(due) == 0 {
+	if err != nil {
 		return nil, err
 	}
-
-	results := r.runAll(ctx, due)
-	outcomes := make([]Outcome, len(due))
-	err = r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
-		r.noteRecovered(f, r.now())
-		for i, j := range due {
-			outcomes[i] = r.record(f, j, results[i], pid)
+	var outcomes []Outcome
+	if len(due) > 0 {
+		results := r.runAll(ctx, due)
+		outcomes = make([]Outcome, len(due))
+		err = r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
+			r.noteRecovered(f, r.now())
+			for i, j := range due {
+				outcomes[i] = r.record(f, j, results[i], pid)
+			}
+			f.LastRun = state.Run{Tier: string(tier), Started: started, Finished: r.now()}
+			batch = claimOutbox(f, pid, r.now())
+			return nil
+		})
+		if err != nil {
+			return outcomes, err
 		}
-		r.finish(ctx, f, &state.Run{Tier: string(tier), Started: started})
-		return nil
-	})
-	return outcomes, err
+	}
+	return outcomes, r.deliver(ctx, batch, pid)
 }
 
 // RunNow runs the jobs at once, ignoring their schedule. With record it
@@ -112,15 +120,20 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 	if !record {
 		return outcomes, nil
 	}
+	pid := os.Getpid()
+	var batch []state.Notice
 	err := r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
 		r.noteRecovered(f, r.now())
 		for i, j := range jobs {
-			outcomes[i] = r.record(f, j, results[i], os.Getpid())
+			outcomes[i] = r.record(f, j, results[i], pid)
 		}
-		r.finish(ctx, f, nil)
+		batch = claimOutbox(f, pid, r.now())
 		return nil
 	})
-	return outcomes, err
+	if err != nil {
+		return outcomes, err
+	}
+	return outcomes, r.deliver(ctx, batch, pid)
 }
 
 // runAll runs jobs in parallel, at most Concurrency at a time.
@@ -200,13 +213,64 @@ func (r *Runner) noteRecovered(f *state.File, now time.Time) {
 	f.Recovered = ""
 }
 
-// finish delivers the outbox, records the health of the mail path and,
-// for a cron run, the run itself. It runs under the state lock.
-func (r *Runner) finish(ctx context.Context, f *state.File, run *state.Run) {
-	if len(f.Outbox) > 0 {
-		remaining, rep := notify.Deliver(ctx, r.Sender, r.Composer, f.Outbox)
-		f.Outbox = remaining
+// deliveryTimeout bounds one invocation's delivery of the outbox. Sends run
+// in parallel, each under the SMTP timeout; this ends the invocation before
+// the next cron minute even when the mail server hangs.
+const deliveryTimeout = 45 * time.Second
+
+// claimOutbox marks the notices this invocation will deliver: all those not
+// being delivered by another live invocation. It returns copies to send
+// once the state lock is released. Called under the lock.
+func claimOutbox(f *state.File, pid int, now time.Time) []state.Notice {
+	var batch []state.Notice
+	for i := range f.Outbox {
+		n := &f.Outbox[i]
+		if c := n.Sending; c != nil && c.PID != pid && claimAlive(c, now) {
+			continue
+		}
+		n.Sending = &state.Claim{PID: pid, Started: now, Expires: now.Add(deliveryTimeout + time.Minute)}
+		c := *n
+		c.Sending = nil
+		batch = append(batch, c)
+	}
+	return batch
+}
+
+// deliver sends batch with the state lock released, so that a slow or
+// hung mail server never holds up another invocation, then records in a
+// short update what went out: delivered notices leave the outbox (and a
+// failure's job gets its last-notified time); the rest stay, with the
+// error, for the next run. It also records the health of the mail path.
+func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
+	remaining, rep := notify.Deliver(sendCtx, r.Sender, r.Composer, batch)
+	cancel()
+	if rep.Err != nil {
+		r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err, "pending", len(remaining))
+	}
+	key := func(n state.Notice) string { return fmt.Sprintf("%s\x00%s\x00%d", n.Job, n.Kind, n.Created.UnixNano()) }
+	left := map[string]state.Notice{}
+	for _, n := range remaining {
+		left[key(n)] = n
+	}
+	return r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
 		now := r.now()
+		var outbox []state.Notice
+		for _, n := range f.Outbox {
+			if n.Sending == nil || n.Sending.PID != pid {
+				outbox = append(outbox, n) // someone else's, or new since the claim
+				continue
+			}
+			if l, ok := left[key(n)]; ok {
+				l.Sending = nil
+				outbox = append(outbox, l)
+			}
+			// otherwise delivered to everyone: it leaves the outbox
+		}
+		f.Outbox = outbox
 		for _, n := range rep.Delivered {
 			if st := f.Jobs[n.Job]; n.Kind == state.KindFailure && st != nil && st.Failing {
 				st.LastNotified = now
@@ -218,14 +282,10 @@ func (r *Runner) finish(ctx context.Context, f *state.File, run *state.Run) {
 			f.Mail.SendError = ""
 			if rep.Err != nil {
 				f.Mail.SendError = rep.Err.Error()
-				r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err, "pending", len(remaining))
 			}
 		}
-	}
-	if run != nil {
-		run.Finished = r.now()
-		f.LastRun = *run
-	}
+		return nil
+	})
 }
 
 // claimAlive reports whether a claim still holds: not expired and its

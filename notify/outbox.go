@@ -27,6 +27,9 @@ func Enqueue(outbox []state.Notice, n state.Notice) []state.Notice {
 	return append(outbox, n)
 }
 
+// maxParallelSends bounds the SMTP connections one delivery opens at once.
+const maxParallelSends = 4
+
 // Report says what a delivery did.
 type Report struct {
 	// Delivered are the notices that reached all their recipients.
@@ -61,25 +64,46 @@ func Deliver(ctx context.Context, s Sender, c Composer, outbox []state.Notice) (
 	}
 	rep.Attempted = true
 
+	// One mail per recipient, sent in parallel so that a hung server costs
+	// one send timeout, not one per recipient.
+	type sent struct {
+		idx []int
+		err error
+	}
+	results := make([]sent, len(rcpts))
+	sem := make(chan struct{}, maxParallelSends)
+	var wg sync.WaitGroup
+	for k, rcpt := range rcpts {
+		idx := byRcpt[rcpt]
+		items := make([]state.Notice, len(idx))
+		for j, i := range idx {
+			items[j] = outbox[i]
+		}
+		m := c.Compose(rcpt, items)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[k] = sent{idx: idx, err: s.Send(ctx, m)}
+		}()
+	}
+	wg.Wait()
+
 	delivered := make([]map[string]bool, len(outbox))
 	failed := make([]error, len(outbox))
 	var errs []error
-	for _, rcpt := range rcpts {
-		idx := byRcpt[rcpt]
-		items := make([]state.Notice, len(idx))
-		for k, i := range idx {
-			items[k] = outbox[i]
-		}
-		m := c.Compose(rcpt, items)
-		if err := s.Send(ctx, m); err != nil {
-			errs = append(errs, fmt.Errorf("mail to %s: %w", rcpt, err))
-			for _, i := range idx {
-				failed[i] = err
+	for k, res := range results {
+		rcpt := rcpts[k]
+		if res.err != nil {
+			errs = append(errs, fmt.Errorf("mail to %s: %w", rcpt, res.err))
+			for _, i := range res.idx {
+				failed[i] = res.err
 			}
 			continue
 		}
 		rep.Mails++
-		for _, i := range idx {
+		for _, i := range res.idx {
 			if delivered[i] == nil {
 				delivered[i] = map[string]bool{}
 			}

@@ -95,6 +95,9 @@ type Notice struct {
 	// error.
 	Attempts  int    `json:"attempts,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// Sending is set while an invocation delivers the notice (with the
+	// state lock released), so that another does not send it too.
+	Sending *Claim `json:"sending,omitempty"`
 }
 
 // Run describes the last cron invocation that completed.
