@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ type app struct {
 	jobs     []*jobs.Job
 	log      *slog.Logger
 	closeLog func()
+	env      *jobs.Env // made by newEnv, closed by close
 }
 
 // loadApp loads and validates the settings and builds the jobs. Problems
@@ -50,6 +52,9 @@ func (g *globalOptions) loadApp() (*app, error) {
 }
 
 func (a *app) close() {
+	if a.env != nil {
+		a.env.Close()
+	}
 	if a.closeLog != nil {
 		a.closeLog()
 	}
@@ -109,5 +114,16 @@ func plural(n int) string {
 	return "s"
 }
 
-// newEnv is the environment checks run in.
-func (a *app) newEnv() *jobs.Env { return jobs.NewEnv(a.settings) }
+// newEnv is the environment checks run in, made once; close closes it.
+func (a *app) newEnv() *jobs.Env {
+	if a.env == nil {
+		a.env = jobs.NewEnv(a.settings)
+	}
+	return a.env
+}
+
+// allJobs is the configured jobs plus, with [heartbeat] discover, one for
+// every service that has published.
+func (a *app) allJobs(ctx context.Context) []*jobs.Job {
+	return jobs.DiscoverHeartbeats(ctx, a.newEnv(), a.jobs)
+}

@@ -40,9 +40,7 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 		return err
 	}
 	defer a.close()
-	env := a.newEnv()
-	defer env.Close()
-	_, err = a.runner(env).Cron(ctx, tier, jobs.DiscoverHeartbeats(ctx, env, a.jobs))
+	_, err = a.runner(a.newEnv()).Cron(ctx, tier, a.allJobs(ctx))
 	if errors.Is(err, state.ErrLocked) {
 		return &exitError{code: exitTempFail, err: err}
 	}

@@ -7,8 +7,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
-	"checker/jobs"
 )
 
 func newListCommand(g *globalOptions) *cobra.Command {
@@ -43,9 +41,7 @@ func listJobs(g *globalOptions, asJSON bool) error {
 		return err
 	}
 	defer a.close()
-	env := a.newEnv()
-	defer env.Close()
-	all := jobs.DiscoverHeartbeats(context.Background(), env, a.jobs)
+	all := a.allJobs(context.Background())
 	rows := make([]jobListing, len(all))
 	for i, j := range all {
 		rows[i] = jobListing{Name: j.Name, Type: j.Type, Target: j.Target, Every: string(j.Every),

@@ -44,13 +44,11 @@ func runJobs(ctx context.Context, g *globalOptions, o runOptions, names []string
 		return err
 	}
 	defer a.close()
-	env := a.newEnv()
-	defer env.Close()
-	selected, err := jobs.Select(jobs.DiscoverHeartbeats(ctx, env, a.jobs), names)
+	selected, err := jobs.Select(a.allJobs(ctx), names)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	outcomes, err := a.runner(env).RunNow(ctx, selected, o.record)
+	outcomes, err := a.runner(a.newEnv()).RunNow(ctx, selected, o.record)
 	if err != nil {
 		return err
 	}

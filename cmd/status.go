@@ -9,8 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"checker/jobs"
-
 	"checker/state"
 )
 
@@ -72,9 +70,7 @@ func showStatus(g *globalOptions, asJSON bool) error {
 		return err
 	}
 	defer a.close()
-	env := a.newEnv()
-	defer env.Close()
-	all := jobs.DiscoverHeartbeats(context.Background(), env, a.jobs)
+	all := a.allJobs(context.Background())
 	f, err := a.store().Read()
 	if err != nil {
 		return err
