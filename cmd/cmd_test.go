@@ -2,10 +2,16 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"checker/peer"
+	"checker/state"
 )
 
 // runCLI runs checker in-process with args and returns stdout, stderr and
@@ -154,5 +160,44 @@ func TestPasswordWarning(t *testing.T) {
 	_, errOut, code := runCLI(t, nil, "-f", cfg, "config", "validate")
 	if code != 0 || !strings.Contains(errOut, "readable by others") || strings.Contains(errOut, "hunter2") {
 		t.Errorf("exit %d, stderr %q: want a warning about the mode that does not show the password", code, errOut)
+	}
+}
+
+// TestHealthReportsCrashedRun: a job claim left by a cron process that no
+// longer exists makes peers see JobProblem, even though the last completed
+// run is fresh.
+func TestHealthReportsCrashedRun(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	store := &state.Store{Path: filepath.Join(t.TempDir(), "checker.state")}
+	err := store.Update(context.Background(), func(f *state.File) error {
+		f.LastRun = state.Run{Tier: "minute", Started: now, Finished: now}
+		f.Job("tcp:db").Running = &state.Claim{PID: dead.Process.Pid, Started: now, Expires: now.Add(time.Minute)}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := healthFromState(store, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := peer.Judge(h, now, time.Minute); v != peer.JobProblem || !strings.Contains(h.LastRunError, "died while running tcp:db") {
+		t.Errorf("verdict %s, error %q; want JobProblem naming the job", v, h.LastRunError)
+	}
+
+	// A claim of a live process (this one) is a run in progress, not a crash.
+	err = store.Update(context.Background(), func(f *state.File) error {
+		f.Job("tcp:db").Running.PID = os.Getpid()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := healthFromState(store, true); peer.Judge(h, now, time.Minute) != peer.OK {
+		t.Errorf("a run in progress should not be reported: %+v", h)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -95,12 +96,16 @@ func healthFromState(store *state.Store, nomail bool) (peer.Health, error) {
 	if err != nil {
 		return peer.Health{}, err
 	}
+	crashed := f.LastRun.Error
+	if c := f.Crashed(time.Now()); c != "" {
+		crashed = c
+	}
 	return peer.Health{
 		MailChecked:  f.Mail.Checked(),
 		MailOK:       f.Mail.Healthy(),
 		MailError:    f.Mail.Problem(),
 		LastRunEnd:   f.LastRun.Finished,
-		LastRunError: f.LastRun.Error,
+		LastRunError: crashed,
 		NoMail:       nomail,
 	}, nil
 }

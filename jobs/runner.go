@@ -2,13 +2,11 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"checker/notify"
@@ -71,7 +69,7 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 			if st.LastSlot == slot {
 				continue
 			}
-			if c := st.Running; c != nil && c.PID != pid && claimAlive(c, started) {
+			if c := st.Running; c != nil && c.PID != pid && c.Alive(started) {
 				r.log().Info("job still running from an earlier invocation; not starting it again", "job", j.Name, "pid", c.PID, "since", c.Started)
 				continue
 			}
@@ -225,7 +223,7 @@ func claimOutbox(f *state.File, pid int, now time.Time) []state.Notice {
 	var batch []state.Notice
 	for i := range f.Outbox {
 		n := &f.Outbox[i]
-		if c := n.Sending; c != nil && c.PID != pid && claimAlive(c, now) {
+		if c := n.Sending; c != nil && c.PID != pid && c.Alive(now) {
 			continue
 		}
 		n.Sending = &state.Claim{PID: pid, Started: now, Expires: now.Add(deliveryTimeout + time.Minute)}
@@ -286,14 +284,4 @@ func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) err
 		}
 		return nil
 	})
-}
-
-// claimAlive reports whether a claim still holds: not expired and its
-// process still exists.
-func claimAlive(c *state.Claim, now time.Time) bool {
-	if !now.Before(c.Expires) {
-		return false
-	}
-	err := syscall.Kill(c.PID, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -1,6 +1,9 @@
 package state
 
 import (
+	"errors"
+	"fmt"
+	"syscall"
 	"time"
 )
 
@@ -73,6 +76,31 @@ type Claim struct {
 	// Expires is when the claim is void even if the process lives on: the
 	// job's timeout plus a margin.
 	Expires time.Time `json:"expires"`
+}
+
+// Alive reports whether the claim still holds at now: not expired, and its
+// process still exists (a process of another user counts as existing).
+func (c *Claim) Alive(now time.Time) bool {
+	if !now.Before(c.Expires) {
+		return false
+	}
+	err := syscall.Kill(c.PID, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Crashed describes a cron run that died while running jobs: a job claim
+// that has not expired but whose process is gone. It returns "" when there
+// is none. Claims expire after the job's timeout plus a minute, so a crash
+// is reported until then, or until the job runs again.
+func (f *File) Crashed(now time.Time) string {
+	for name, j := range f.Jobs {
+		c := j.Running
+		if c == nil || !now.Before(c.Expires) || c.Alive(now) {
+			continue
+		}
+		return fmt.Sprintf("cron run (pid %d, started %s) died while running %s", c.PID, c.Started.Format(time.RFC3339), name)
+	}
+	return ""
 }
 
 // Notice kinds.
