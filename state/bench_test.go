@@ -85,7 +85,7 @@ func BenchmarkRead10000(b *testing.B) {
 
 // BenchmarkDecode10000 is decoding alone, without the file.
 func BenchmarkDecode10000(b *testing.B) {
-	data, err := json.MarshalIndent(benchState(benchJobs), "", " ")
+	data, err := json.Marshal(benchState(benchJobs))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,13 +98,13 @@ func BenchmarkDecode10000(b *testing.B) {
 	}
 }
 
-// BenchmarkEncode10000 is the encoding save does (MarshalIndent), without
+// BenchmarkEncode10000 is the encoding save does (compact JSON), without
 // the file.
 func BenchmarkEncode10000(b *testing.B) {
 	f := benchState(benchJobs)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := json.MarshalIndent(f, "", " "); err != nil {
+		if _, err := json.Marshal(f); err != nil {
 			b.Fatal(err)
 		}
 	}
