@@ -86,24 +86,75 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 	if err != nil {
 		return nil, err
 	}
-	var outcomes []Outcome
-	if len(due) > 0 {
-		results := r.runAll(ctx, due)
-		outcomes = make([]Outcome, len(due))
-		err = r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
+	if len(due) == 0 {
+		return nil, r.deliver(ctx, batch, pid)
+	}
+	return r.runAndRecord(ctx, due, pid, state.Run{Tier: string(tier), Started: started})
+}
+
+// flushEvery is how often the results of finished jobs are recorded while
+// slower jobs still run. Recording releases a job's claim, so one slow job
+// (the hourly self-check waiting for IMAP, say) does not keep the next
+// minute's run from starting the jobs that finished long ago.
+const flushEvery = 2 * time.Second
+
+// runAndRecord runs the claimed jobs, records their results as they finish
+// (in batches, at most every flushEvery), and at the end records the run
+// and delivers the outbox.
+func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, run state.Run) ([]Outcome, error) {
+	type finished struct {
+		i   int
+		res Result
+	}
+	done := make(chan finished, len(due)) // never blocks a job
+	go func() {
+		r.runEach(ctx, due, func(i int, res Result) { done <- finished{i, res} })
+		close(done)
+	}()
+	outcomes := make([]Outcome, len(due))
+	var pending []finished
+	// flush records pending results; the final one also records the run and
+	// claims the outbox. Results whose update failed stay pending.
+	flush := func(final bool) ([]state.Notice, error) {
+		var batch []state.Notice
+		err := r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
 			r.noteRecovered(f, r.now())
-			for i, j := range due {
-				outcomes[i] = r.record(f, j, results[i], pid)
+			for _, d := range pending {
+				outcomes[d.i] = r.record(f, due[d.i], d.res, pid)
 			}
-			f.LastRun = state.Run{Tier: string(tier), Started: started, Finished: r.now()}
-			batch = claimOutbox(f, pid, r.now())
+			if final {
+				run.Finished = r.now()
+				f.LastRun = run
+				batch = claimOutbox(f, pid, r.now())
+			}
 			return nil
 		})
-		if err != nil {
-			return outcomes, err
+		if err == nil {
+			pending = nil
+		}
+		return batch, err
+	}
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case d, ok := <-done:
+			if !ok {
+				batch, err := flush(true)
+				if err != nil {
+					return outcomes, err
+				}
+				return outcomes, r.deliver(ctx, batch, pid)
+			}
+			pending = append(pending, d)
+		case <-tick.C:
+			if len(pending) > 0 {
+				if _, err := flush(false); err != nil {
+					r.log().Error("cannot record finished jobs yet; will retry", "error", err)
+				}
+			}
 		}
 	}
-	return outcomes, r.deliver(ctx, batch, pid)
 }
 
 // RunNow runs the jobs at once, ignoring their schedule. With record it
@@ -136,11 +187,19 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 
 // runAll runs jobs in parallel, at most Concurrency at a time.
 func (r *Runner) runAll(ctx context.Context, jobs []*Job) []Result {
+	results := make([]Result, len(jobs))
+	r.runEach(ctx, jobs, func(i int, res Result) { results[i] = res })
+	return results
+}
+
+// runEach runs jobs in parallel, at most Concurrency at a time, calling
+// done (from the job's goroutine) as each finishes. It returns when all
+// have finished.
+func (r *Runner) runEach(ctx context.Context, jobs []*Job, done func(i int, res Result)) {
 	n := r.Concurrency
 	if n <= 0 {
 		n = 64
 	}
-	results := make([]Result, len(jobs))
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
@@ -149,12 +208,12 @@ func (r *Runner) runAll(ctx context.Context, jobs []*Job) []Result {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = j.Run(ctx, r.Env)
-			r.log().Debug("job ran", "job", j.Name, "status", results[i].Status.String(), "message", results[i].Message, "duration", results[i].Duration)
+			res := j.Run(ctx, r.Env)
+			r.log().Debug("job ran", "job", j.Name, "status", res.Status.String(), "message", res.Message, "duration", res.Duration)
+			done(i, res)
 		}()
 	}
 	wg.Wait()
-	return results
 }
 
 // record applies the rules to one result and queues any notice.

@@ -1,0 +1,88 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"checker/jobs"
+	"checker/notify"
+	"checker/state"
+)
+
+// gate is a check that does not return until its channel is closed.
+type gate chan struct{}
+
+func (g gate) Validate() error { return nil }
+func (g gate) Target() string  { return "gate" }
+func (g gate) Check(ctx context.Context, _ *jobs.Env) jobs.Result {
+	select {
+	case <-g:
+		return jobs.Resultf(jobs.OK, "opened")
+	case <-ctx.Done():
+		return jobs.Resultf(jobs.Critical, "gate never opened")
+	}
+}
+
+// TestCronRecordsFinishedJobsWhileOthersRun: a slow job must not hold the
+// claims of jobs that already finished, or the next minute's run would skip
+// them as "still running".
+func TestCronRecordsFinishedJobsWhileOthersRun(t *testing.T) {
+	every, _ := jobs.ParseNotify("every")
+	policy := jobs.Policy{Notify: every, Failures: 1, Recovery: jobs.RecoveryAuto, WarnIsFailure: true}
+	slow := gate(make(chan struct{}))
+	all := []*jobs.Job{
+		{Name: "gate:slow", Type: "gate", Every: jobs.Minute, Policy: policy, Timeout: time.Minute, Spec: slow},
+		{Name: "tcp:fast", Type: "tcp", Every: jobs.Minute, Policy: policy, Timeout: 5 * time.Second, Spec: &jobs.TCP{Addr: "127.0.0.1:1"}},
+	}
+	store := &state.Store{Path: filepath.Join(t.TempDir(), "checker.state")}
+	var printed bytes.Buffer
+	r := &jobs.Runner{Store: store, Sender: &notify.Printer{W: &printed}, Composer: notify.Composer{ServerName: "t"}, Env: jobs.NewEnv(nil)}
+
+	ran := make(chan error, 1)
+	go func() {
+		_, err := r.Cron(context.Background(), jobs.Minute, all)
+		ran <- err
+	}()
+
+	// Wait (with a generous guard) until the fast job's result is on disk.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		f, err := store.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, slowState := f.Jobs["tcp:fast"], f.Jobs["gate:slow"]
+		if fast != nil && !fast.LastRun.IsZero() {
+			if fast.Running != nil || fast.LastStatus != "CRITICAL" {
+				t.Errorf("finished job still claimed or wrongly recorded: %+v", fast)
+			}
+			if slowState == nil || slowState.Running == nil {
+				t.Errorf("the slow job should still be claimed: %+v", slowState)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fast job's result was not recorded while the slow job ran")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-ran:
+		t.Fatalf("Cron returned before the slow job finished: %v", err)
+	default:
+	}
+	close(slow)
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	f, err := store.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := f.Jobs["gate:slow"]; j.Running != nil || j.LastStatus != "OK" || f.LastRun.Finished.IsZero() {
+		t.Errorf("after the run: slow job %+v, last run %+v", j, f.LastRun)
+	}
+}
