@@ -104,6 +104,7 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 		Concurrency:  s.General.Concurrency,
 		Env:          env,
 		Log:          a.log,
+		Warn:         a.g.stderr,
 	}
 }
 

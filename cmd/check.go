@@ -27,6 +27,13 @@ state and sends no mail, so any Nagios or Icinga can call it.
 
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments or settings).`,
 	}
+	// Without a known check, answer UNKNOWN (exit 3) rather than help and 0:
+	// a mistyped Nagios command must not read as OK.
+	c.Args = cobra.NoArgs
+	c.Annotations = map[string]string{"usage-exit": "3"}
+	c.RunE = func(*cobra.Command, []string) error {
+		return fmt.Errorf("name a check: tcp, http, tls, command, heartbeat, email or peer (see checker check --help)")
+	}
 	c.PersistentFlags().BoolVar(&o.json, "json", false, "print the result as JSON")
 	c.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this long")
 

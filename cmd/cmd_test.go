@@ -67,6 +67,13 @@ func TestMergeCrontabIsIdempotent(t *testing.T) {
 	}
 }
 
+func TestCrontabEscapesPercent(t *testing.T) {
+	block := crontabBlock("/opt/100%/checker", "/etc/checker/settings.cfg")
+	if !strings.Contains(block, `'/opt/100\%/checker' -f`) {
+		t.Errorf("cron turns a bare %% into a newline; want it escaped:\n%s", block)
+	}
+}
+
 func TestCrontabBlockSchedule(t *testing.T) {
 	block := crontabBlock("/usr/local/bin/checker", "/etc/my checker/settings.cfg")
 	for _, want := range []string{
@@ -134,6 +141,8 @@ func TestExitCodes(t *testing.T) {
 		{"check warning", []string{"check", "command", "--", "sh", "-c", "echo disk 91%; exit 1"}, 1, "WARNING - disk 91%", "", false},
 		{"run unknown job", []string{"-f", good, "run", "tcp:y"}, 2, "", "no such job: tcp:y", true},
 		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command", true},
+		{"check without a check is UNKNOWN", []string{"check"}, 3, "UNKNOWN - name a check", "", false},
+		{"check with a mistyped check is UNKNOWN", []string{"check", "tcpx", "127.0.0.1:1"}, 3, "UNKNOWN - ", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

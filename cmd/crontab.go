@@ -140,8 +140,13 @@ func crontab(g *globalOptions, install bool) error {
 	return nil
 }
 
-// shellQuote quotes s for the crontab's /bin/sh when needed.
+// shellQuote quotes s for the crontab's /bin/sh when needed. Cron turns
+// an unescaped % into a newline, so % is escaped for cron as well.
 func shellQuote(s string) string {
+	return strings.ReplaceAll(shQuote(s), "%", `\%`)
+}
+
+func shQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == ':' || r == '+' || r == ',' || r == '@' ||
 			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))

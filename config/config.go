@@ -511,6 +511,9 @@ func (l *loader) heartbeat(s *Settings) {
 	if h.Stale <= h.Alive {
 		l.problem("heartbeat", "stale", "stale (%s) must be longer than alive (%s)", h.Stale, h.Alive)
 	}
+	if v := strings.ToLower(l.str("heartbeat", "fail_on", "dead")); v != "dead" && v != "stale" {
+		l.problem("heartbeat", "fail_on", "%q is not dead or stale", v)
+	}
 	h.LocalDir = filepath.Dir(s.General.StateFile)
 	if rs := l.raw["heartbeat"]; rs != nil {
 		h.Section = l.section(rs)

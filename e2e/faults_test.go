@@ -385,7 +385,9 @@ func smtpFailureThenRecovery(t *testing.T, mode string, rcpts []string) {
 	mail.SetSMTPFailure(mode)
 	for run := 1; run <= 2; run++ {
 		r := in.run("cron", "minute")
-		if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		// Only the first failing run says so on stderr (cron mails it).
+		warnedOnce := (run == 1) == strings.HasPrefix(r.stderr, mailWarning)
+		if r.code != 0 || r.stdout != "" || (r.stderr != "" && run > 1) || !warnedOnce {
 			t.Fatalf("run %d: exit %d\nstdout: %s\nstderr: %s", run, r.code, r.stdout, r.stderr)
 		}
 		t.Logf("run %d with the server in %s mode took %s", run, mode, r.took.Round(time.Millisecond))

@@ -221,3 +221,25 @@ func TestParseNotify(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotsAcrossFallBack: when clocks fall back, the repeated hour must be
+// new slots, or every minute job would be skipped for an hour.
+func TestSlotsAcrossFallBack(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	first := time.Date(2026, 11, 1, 5, 30, 0, 0, time.UTC).In(ny)  // 01:30 EDT
+	second := time.Date(2026, 11, 1, 6, 30, 0, 0, time.UTC).In(ny) // 01:30 EST
+	if first.Format("15:04") != second.Format("15:04") {
+		t.Fatalf("test setup: %v and %v should show the same wall time", first, second)
+	}
+	for _, e := range []Tier{Minute, Hour} {
+		if Slot(e, first) == Slot(e, second) {
+			t.Errorf("%s slot %q is the same for both 01:30s", e, Slot(e, first))
+		}
+	}
+	if Slot(Day, first) != Slot(Day, second) {
+		t.Errorf("day slots should stay one per local date")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ type Runner struct {
 	Env          *Env
 	Now          func() time.Time
 	Log          *slog.Logger
+	// Warn, if set, gets one line when mail stops going out (not on every
+	// failed run): cron mails a command's stderr, the last channel left.
+	Warn io.Writer
 }
 
 func (r *Runner) now() time.Time {
@@ -334,6 +338,11 @@ func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) err
 			}
 		}
 		if rep.Attempted {
+			wasOK := f.Mail.SendAt.IsZero() || f.Mail.SendOK
+			if rep.Err != nil && wasOK && r.Warn != nil {
+				fmt.Fprintf(r.Warn, "checker: cannot send mail; %d notice(s) kept in the outbox and retried every run: %s\n",
+					len(remaining), strings.ReplaceAll(rep.Err.Error(), "\n", "; "))
+			}
 			f.Mail.SendAt = now
 			f.Mail.SendOK = rep.Err == nil
 			f.Mail.SendError = ""

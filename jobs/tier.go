@@ -49,11 +49,13 @@ func (t Tier) Runs(e Tier) bool {
 // Slot names the schedule slot a job with every e occupies at now: the
 // calendar minute, hour or date. A job runs at most once per slot.
 func Slot(e Tier, now time.Time) string {
+	// Minute and hour slots carry the UTC offset: when clocks fall back, the
+	// repeated hour is a new slot, not one that has already run.
 	switch e {
 	case Minute:
-		return now.Format("2006-01-02T15:04")
+		return now.Format("2006-01-02T15:04Z0700")
 	case Hour:
-		return now.Format("2006-01-02T15")
+		return now.Format("2006-01-02T15Z0700")
 	case DayNoon:
 		return now.Format("2006-01-02") + "/noon"
 	}

@@ -68,6 +68,11 @@ type Job struct {
 	Running *Claim `json:"running,omitempty"`
 }
 
+// MaxClaim is the longest a claim may hold: longer than any job timeout or
+// delivery. A claim that says otherwise comes from a damaged file and is
+// ignored, so it cannot switch a job off.
+const MaxClaim = 24 * time.Hour
+
 // Claim marks a job as being run by a process, so that another invocation
 // does not start it again.
 type Claim struct {
@@ -81,7 +86,9 @@ type Claim struct {
 // Alive reports whether the claim still holds at now: not expired, and its
 // process still exists (a process of another user counts as existing).
 func (c *Claim) Alive(now time.Time) bool {
-	if !now.Before(c.Expires) {
+	// A pid of 0 or less would signal a process group (kill(0, 0) always
+	// succeeds); such a claim, from a damaged file, holds nothing.
+	if c.PID <= 0 || !now.Before(c.Expires) || c.Expires.Sub(c.Started) > MaxClaim {
 		return false
 	}
 	err := syscall.Kill(c.PID, 0)
@@ -95,7 +102,7 @@ func (c *Claim) Alive(now time.Time) bool {
 func (f *File) Crashed(now time.Time) string {
 	for name, j := range f.Jobs {
 		c := j.Running
-		if c == nil || !now.Before(c.Expires) || c.Alive(now) {
+		if c == nil || c.PID <= 0 || !now.Before(c.Expires) || c.Alive(now) {
 			continue
 		}
 		return fmt.Sprintf("cron run (pid %d, started %s) died while running %s", c.PID, c.Started.Format(time.RFC3339), name)

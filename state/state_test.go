@@ -672,3 +672,21 @@ func TestUnreadableIsMovedAside(t *testing.T) {
 		t.Errorf("a fresh state file should replace it: %v", err)
 	}
 }
+
+// TestDamagedClaimsHoldNothing: a claim with pid 0 (kill(0, 0) succeeds for
+// the caller's process group) or an absurd expiry must not keep a job off.
+func TestDamagedClaimsHoldNothing(t *testing.T) {
+	now := time.Now()
+	for _, c := range []state.Claim{
+		{PID: 0, Started: now, Expires: now.Add(time.Minute)},
+		{PID: -1, Started: now, Expires: now.Add(time.Minute)},
+		{PID: os.Getpid(), Started: now, Expires: now.AddDate(70, 0, 0)},
+	} {
+		if c.Alive(now) {
+			t.Errorf("claim %+v counts as alive", c)
+		}
+	}
+	if live := (state.Claim{PID: os.Getpid(), Started: now, Expires: now.Add(time.Minute)}); !live.Alive(now) {
+		t.Error("a claim of this live process should hold")
+	}
+}
