@@ -424,9 +424,10 @@ notify = every
 	}
 	mail.StartSMTP()
 	in.cron("minute")
-	msgs := mail.WaitReceived(t, 1, 10*time.Second)
+	mail.WaitReceived(t, 1, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if msgs = mail.Received(); len(msgs) != 1 {
+	msgs := mail.Received()
+	if len(msgs) != 1 {
 		t.Fatalf("want exactly one mail after recovery, got %d", len(msgs))
 	}
 	if !strings.HasPrefix(msgs[0].Subject, "[flaky-mail] tcp:db is failing") || !strings.Contains(msgs[0].Body, "3 consecutive failed runs") {

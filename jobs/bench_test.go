@@ -134,14 +134,14 @@ func BenchmarkCronNothingDue10000(b *testing.B) {
 // benchCron runs `cron minute` over the settings with every job due, and
 // checks that all succeeded.
 func benchCron(b *testing.B, path string, n int) {
-	s, js := benchLoad(b, path)
+	s, _ := benchLoad(b, path)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		benchClearSlots(b, s)
 		b.StartTimer()
-		s, js = benchLoad(b, path)
+		s, js := benchLoad(b, path)
 		r := benchRunner(s)
 		out, err := r.Cron(ctx, jobs.Minute, js)
 		r.Env.Close()
