@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,14 +26,16 @@ var CommonJobKeys = []string{"every", "notify", "failures", "recovery", "timeout
 
 // fixedKeys lists the keys of each fixed section. A nil list accepts any key.
 var fixedKeys = map[string][]string{
-	"general": {"servername", "alertcontact", "logfile", "statefile", "concurrency", "timeout"},
+	"general": {"servername", "alertcontact", "logfile", "statefile", "concurrency", "timeout",
+		"forget_after", "history", "metrics_textfile"},
 	"email": {"nomail", "user", "pass", "pass_file", "smtpserver", "smtpport", "smtp_tls",
 		"imapserver", "imapport", "imap_tls", "ideletesentmessagesautomatically",
-		"bustgmailthreading", "trashfolder", "selfcheck_wait"},
-	"serve": {"listen", "jobs_stale_after", "tls_cert", "tls_key", "push_token"},
+		"bustgmailthreading", "trashfolder", "selfcheck_wait", "helo"},
+	"serve": {"listen", "jobs_stale_after", "tls_cert", "tls_key", "push_token", "ui_token"},
 	"heartbeat": append([]string{"redis", "key_pattern", "channel_pattern", "services", "discover",
-		"alive", "stale", "fail_on"}, CommonJobKeys...),
-	"peers": nil,
+		"alive", "stale", "fail_on", "tls_ca", "tls_cert", "tls_key", "max_services", "key_ttl"}, CommonJobKeys...),
+	"peers":    nil,
+	"channels": nil,
 }
 
 // Problem is one thing wrong with the settings, located as precisely as the
@@ -102,6 +105,13 @@ type General struct {
 	StateFile    string
 	Concurrency  int
 	Timeout      time.Duration
+	// ForgetAfter is how long the state keeps a job that is no longer
+	// configured; History is how long events are kept.
+	ForgetAfter time.Duration
+	History     time.Duration
+	// MetricsTextfile, if set, is where cron writes its metrics for
+	// node_exporter's textfile collector.
+	MetricsTextfile string
 }
 
 // Email is [email].
@@ -119,6 +129,8 @@ type Email struct {
 	BustThreading bool // bustgmailthreading
 	TrashFolder   string
 	SelfCheckWait time.Duration
+	// Helo is the name given in EHLO; empty means the machine's FQDN.
+	Helo string
 }
 
 // Configured reports whether mail can be sent at all.
@@ -131,6 +143,9 @@ type Serve struct {
 	TLSCert        string
 	TLSKey         string
 	PushToken      string
+	// UIToken guards the status page; without it only loopback clients
+	// may see it.
+	UIToken string
 }
 
 // Heartbeat is the store part of [heartbeat]; its job policy keys stay in
@@ -143,6 +158,13 @@ type Heartbeat struct {
 	Discover       bool
 	Alive          time.Duration
 	Stale          time.Duration
+	// TLSCA, TLSCert and TLSKey are the CA bundle and client certificate
+	// for rediss:// (paths, resolved against the settings file).
+	TLSCA, TLSCert, TLSKey string
+	// MaxServices caps the services a store keeps; KeyTTL is how long a
+	// service's heartbeat is kept after its last beat (0: forever).
+	MaxServices int
+	KeyTTL      time.Duration
 	// LocalDir is where the local store keeps heartbeats (in LocalDir/heartbeat)
 	// when Redis is not set: the state file's directory.
 	LocalDir string
@@ -156,6 +178,12 @@ type Peer struct {
 	Admin string
 }
 
+// Channel is one [channels] entry: NAME = URL.
+type Channel struct {
+	Name string
+	URL  string
+}
+
 // Settings is a loaded settings.cfg.
 type Settings struct {
 	File      string
@@ -164,7 +192,10 @@ type Settings struct {
 	Serve     Serve
 	Heartbeat Heartbeat
 	Peers     []Peer
+	Channels  []Channel
 	Jobs      []Section
+	// Maintenance are the [maintenance:NAME] sections as written.
+	Maintenance []Section
 	// Warnings are not errors: the settings work, but something deserves
 	// attention (a password readable by others).
 	Warnings []string
@@ -181,6 +212,10 @@ const (
 	DefaultKeyPattern     = "heartbeat:service:{service}"
 	DefaultAlive          = 90 * time.Second
 	DefaultStale          = 180 * time.Second
+	DefaultForgetAfter    = 7 * 24 * time.Hour
+	DefaultHistory        = 90 * 24 * time.Hour
+	DefaultMaxServices    = 10000
+	DefaultKeyTTL         = 7 * 24 * time.Hour
 )
 
 // Env is how the process environment reaches Load; pass os.Getenv.
@@ -311,10 +346,12 @@ func (l *loader) load(data []byte) *Settings {
 					}
 				}
 			}
+		case strings.HasPrefix(name, "maintenance:"):
+			s.Maintenance = append(s.Maintenance, l.section(rs))
 		case strings.Contains(rs.Name, ":"):
 			s.Jobs = append(s.Jobs, l.section(rs))
 		default:
-			l.problem(rs.Name, "", "unknown section (expected general, email, serve, heartbeat, peers or TYPE:NAME for a job)")
+			l.problem(rs.Name, "", "unknown section (expected general, email, serve, heartbeat, peers, channels, maintenance:NAME or TYPE:NAME for a job)")
 		}
 	}
 
@@ -323,6 +360,7 @@ func (l *loader) load(data []byte) *Settings {
 	l.serve(s)
 	l.heartbeat(s)
 	l.peers(s)
+	l.channels(s)
 	return s
 }
 
@@ -412,6 +450,38 @@ func (l *loader) general(s *Settings) {
 	}
 	g.Concurrency = l.integer("general", "concurrency", DefaultConcurrency, 1)
 	g.Timeout = l.duration("general", "timeout", DefaultTimeout)
+	g.ForgetAfter = l.duration("general", "forget_after", DefaultForgetAfter)
+	g.History = l.days("general", "history", DefaultHistory)
+	g.MetricsTextfile = l.path(l.str("general", "metrics_textfile", ""))
+}
+
+// days reads a number of days ("90") or a duration ("90d", "2160h").
+func (l *loader) days(section, key string, def time.Duration) time.Duration {
+	if !l.isSet(section, key) {
+		return def
+	}
+	v := l.get(section, key)
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if n < 1 {
+			l.problem(section, key, "%d is less than 1 day", n)
+			return def
+		}
+		return time.Duration(n) * 24 * time.Hour
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		l.problem(section, key, "%v (or a whole number of days)", err)
+		return def
+	}
+	return d
+}
+
+// durationOrZero is duration where 0 means none.
+func (l *loader) durationOrZero(section, key string, def time.Duration) time.Duration {
+	if l.isSet(section, key) && strings.TrimSpace(l.get(section, key)) == "0" {
+		return 0
+	}
+	return l.duration(section, key, def)
 }
 
 func (l *loader) email(s *Settings) {
@@ -428,6 +498,7 @@ func (l *loader) email(s *Settings) {
 	e.BustThreading = l.boolean("email", "bustgmailthreading", false)
 	e.TrashFolder = l.str("email", "trashfolder", DefaultTrashFolder)
 	e.SelfCheckWait = l.duration("email", "selfcheck_wait", DefaultSelfCheckWait)
+	e.Helo = l.str("email", "helo", "")
 
 	defTLS := "starttls"
 	if e.SMTPPort == 465 {
@@ -489,6 +560,7 @@ func (l *loader) serve(s *Settings) {
 	v.TLSCert = l.path(l.str("serve", "tls_cert", ""))
 	v.TLSKey = l.path(l.str("serve", "tls_key", ""))
 	v.PushToken = l.str("serve", "push_token", "")
+	v.UIToken = l.str("serve", "ui_token", "")
 	if (v.TLSCert == "") != (v.TLSKey == "") {
 		l.problem("serve", "tls_cert", "tls_cert and tls_key go together: set both or neither")
 	}
@@ -514,6 +586,14 @@ func (l *loader) heartbeat(s *Settings) {
 	if v := strings.ToLower(l.str("heartbeat", "fail_on", "dead")); v != "dead" && v != "stale" {
 		l.problem("heartbeat", "fail_on", "%q is not dead or stale", v)
 	}
+	h.TLSCA = l.path(l.str("heartbeat", "tls_ca", ""))
+	h.TLSCert = l.path(l.str("heartbeat", "tls_cert", ""))
+	h.TLSKey = l.path(l.str("heartbeat", "tls_key", ""))
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		l.problem("heartbeat", "tls_cert", "tls_cert and tls_key go together: set both or neither")
+	}
+	h.MaxServices = l.integer("heartbeat", "max_services", DefaultMaxServices, 1)
+	h.KeyTTL = l.durationOrZero("heartbeat", "key_ttl", DefaultKeyTTL)
 	h.LocalDir = filepath.Dir(s.General.StateFile)
 	if rs := l.raw["heartbeat"]; rs != nil {
 		h.Section = l.section(rs)
@@ -545,6 +625,21 @@ func (l *loader) peers(s *Settings) {
 		s.Peers = append(s.Peers, Peer{Name: name, URL: url, Admin: admin})
 	}
 	sort.SliceStable(s.Peers, func(i, j int) bool { return s.Peers[i].Name < s.Peers[j].Name })
+}
+
+func (l *loader) channels(s *Settings) {
+	rs := l.raw["channels"]
+	if rs == nil {
+		return
+	}
+	for _, name := range rs.Keys {
+		url := l.get("channels", name)
+		if url == "" {
+			l.problem("channels", name, "missing: want NAME = URL")
+			continue
+		}
+		s.Channels = append(s.Channels, Channel{Name: name, URL: url})
+	}
 }
 
 func contains(list []string, s string) bool {

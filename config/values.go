@@ -40,9 +40,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		return d, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := parseDays(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (examples: 10s, 1m30s, 2h)", s)
+		return 0, fmt.Errorf("%q is not a duration (examples: 10s, 1m30s, 2h, 7d)", s)
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("%q must be more than zero", s)
@@ -73,4 +73,26 @@ func SplitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseDays is time.ParseDuration that also takes whole days as a leading
+// "Nd" ("7d", "1d12h").
+func parseDays(s string) (time.Duration, error) {
+	i := strings.IndexByte(s, 'd')
+	if i <= 0 {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.Atoi(s[:i])
+	if err != nil || n < 0 || n > 100000 {
+		return 0, fmt.Errorf("bad day count in %q", s)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest := s[i+1:]; rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, err
+		}
+		d += r
+	}
+	return d, nil
 }

@@ -169,6 +169,10 @@ func WithPollInterval(d time.Duration) StoreOption {
 	}
 }
 
+// ErrTooManyServices is returned by Put when the store already keeps its
+// maximum number of services (WithMaxServices) and m is of a new one.
+var ErrTooManyServices = errors.New("heartbeat store: too many services")
+
 // unavailableError marks a failure to reach the store at all, as opposed to
 // the store answering with an error.
 type unavailableError struct{ cause error }

@@ -39,11 +39,15 @@ func (s Status) String() string {
 // a response excerpt). Subject, when set, replaces the default mail subject
 // for a failure (peers use the earlier tool's subjects).
 type Result struct {
-	Status   Status        `json:"status"`
-	Message  string        `json:"message"`
-	Detail   string        `json:"detail,omitempty"`
-	Subject  string        `json:"-"`
-	Duration time.Duration `json:"duration_ns"`
+	Status  Status `json:"status"`
+	Message string `json:"message"`
+	Detail  string `json:"detail,omitempty"`
+	// Perfdata is a plugin's performance data (after '|'), LongOutput its
+	// lines after the first; both are kept out of subjects.
+	Perfdata   string        `json:"perfdata,omitempty"`
+	LongOutput string        `json:"long_output,omitempty"`
+	Subject    string        `json:"-"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Line is the result in the Nagios one-line style: "OK - message".

@@ -126,6 +126,17 @@ type Notice struct {
 	Body    string    `json:"body"`
 	To      []string  `json:"to"`
 	Created time.Time `json:"created"`
+	// Status is the job's status word the notice reports (OK, WARNING,
+	// CRITICAL, UNKNOWN), for the X-Checker-State header.
+	Status string `json:"status,omitempty"`
+	// Thread identifies the outage the notice belongs to (the same for a
+	// failure, its reminders and its recovery), so that mail can thread
+	// them; First marks the outage's first notice, which starts the thread.
+	Thread string `json:"thread,omitempty"`
+	First  bool   `json:"first,omitempty"`
+	// Queued is when the first notice of this job and kind still waiting
+	// was queued: a notice held back by an outage says so.
+	Queued time.Time `json:"queued,omitzero"`
 	// Attempts counts failed delivery attempts; LastError is the last one's
 	// error.
 	Attempts  int    `json:"attempts,omitempty"`
