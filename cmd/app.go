@@ -8,12 +8,20 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"checker/config"
 	"checker/jobs"
 	"checker/notify"
 	"checker/state"
 )
+
+// exitNoPerm is EX_NOPERM: the state cannot be used by this user.
+const exitNoPerm = 77
+
+// windows tells which maintenance window covers a job at a time; nil when
+// the settings have none.
+func (a *app) windows() func(job string, now time.Time) (string, bool) { return nil }
 
 // app is what most commands need: the settings, the jobs, a logger.
 type app struct {
@@ -23,6 +31,9 @@ type app struct {
 	log      *slog.Logger
 	closeLog func()
 	env      *jobs.Env // made by newEnv, closed by close
+	// discovered are the heartbeat services allJobs saw for the first time,
+	// for the runner to remember.
+	discovered []state.Service
 }
 
 // loadApp loads and validates the settings and builds the jobs. Problems
@@ -96,6 +107,10 @@ func (a *app) sender() notify.Sender {
 
 func (a *app) runner(env *jobs.Env) *jobs.Runner {
 	s := a.settings
+	configured := make(map[string]bool, len(a.jobs))
+	for _, j := range a.jobs {
+		configured[j.Name] = true
+	}
 	return &jobs.Runner{
 		Store:        a.store(),
 		Sender:       a.sender(),
@@ -105,7 +120,21 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 		Env:          env,
 		Log:          a.log,
 		Warn:         a.g.stderr,
+		Configured:   configured,
+		ForgetAfter:  s.General.ForgetAfter,
+		History:      s.General.History,
+		SettingsID:   a.settingsID(),
+		Discovered:   a.discovered,
 	}
+}
+
+// settingsID changes whenever the settings file is edited.
+func (a *app) settingsID() string {
+	fi, err := os.Stat(a.settings.File)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
 }
 
 func plural(n int) string {
@@ -124,7 +153,21 @@ func (a *app) newEnv() *jobs.Env {
 }
 
 // allJobs is the configured jobs plus, with [heartbeat] discover, one for
-// every service that has published.
+// every service that has published or that the state remembers.
 func (a *app) allJobs(ctx context.Context) []*jobs.Job {
-	return jobs.DiscoverHeartbeats(ctx, a.newEnv(), a.jobs)
+	if !a.settings.Heartbeat.Discover {
+		return a.jobs
+	}
+	var remembered []state.Service
+	err := a.store().View(func(tx *state.Tx) error {
+		var err error
+		remembered, err = tx.Services()
+		return err
+	})
+	if err != nil {
+		a.log.Warn("cannot read the remembered heartbeat services; watching those in the store only", "error", err)
+	}
+	all, seen := jobs.DiscoverHeartbeats(ctx, a.newEnv(), a.jobs, remembered)
+	a.discovered = seen
+	return all
 }

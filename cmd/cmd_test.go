@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,7 +173,7 @@ func TestPasswordWarning(t *testing.T) {
 	}
 }
 
-// TestHealthReportsCrashedRun: a job claim left by a cron process that no
+// TestHealthReportsCrashedRun: the entry of a cron run whose process no
 // longer exists makes peers see JobProblem, even though the last completed
 // run is fresh.
 func TestHealthReportsCrashedRun(t *testing.T) {
@@ -182,10 +183,9 @@ func TestHealthReportsCrashedRun(t *testing.T) {
 	}
 	now := time.Now()
 	store := &state.Store{Path: filepath.Join(t.TempDir(), "checker.state")}
-	err := store.Update(context.Background(), func(f *state.File) error {
-		f.LastRun = state.Run{Tier: "minute", Started: now, Finished: now}
-		f.Job("tcp:db").Running = &state.Claim{PID: dead.Process.Pid, Started: now, Expires: now.Add(time.Minute)}
-		return nil
+	err := store.Update(context.Background(), func(tx *state.Tx) error {
+		return tx.PutHealth(&state.Health{LastRun: state.Run{Tier: "minute", Started: now, Finished: now},
+			Running: []state.Claim{{PID: dead.Process.Pid, Started: now, Expires: now.Add(time.Minute)}}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -194,14 +194,14 @@ func TestHealthReportsCrashedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := peer.Judge(h, now, time.Minute); v != peer.JobProblem || !strings.Contains(h.LastRunError, "died while running tcp:db") {
-		t.Errorf("verdict %s, error %q; want JobProblem naming the job", v, h.LastRunError)
+	if v := peer.Judge(h, now, time.Minute); v != peer.JobProblem || !strings.Contains(h.LastRunError, fmt.Sprintf("pid %d", dead.Process.Pid)) {
+		t.Errorf("verdict %s, error %q; want JobProblem naming the run", v, h.LastRunError)
 	}
 
 	// A claim of a live process (this one) is a run in progress, not a crash.
-	err = store.Update(context.Background(), func(f *state.File) error {
-		f.Job("tcp:db").Running.PID = os.Getpid()
-		return nil
+	err = store.Update(context.Background(), func(tx *state.Tx) error {
+		return tx.PutHealth(&state.Health{LastRun: state.Run{Tier: "minute", Started: now, Finished: now},
+			Running: []state.Claim{{PID: os.Getpid(), Started: now, Expires: now.Add(time.Minute)}}})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,10 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 	if errors.Is(err, state.ErrLocked) {
 		return &exitError{code: exitTempFail, err: err}
 	}
+	var pe *state.PermissionError
+	if errors.As(err, &pe) {
+		return &exitError{code: exitNoPerm, err: err}
+	}
 	if err != nil {
 		a.log.Error("cron run failed", "tier", tier, "error", err)
 		return fmt.Errorf("cron %s: %w", tier, err)

@@ -90,21 +90,26 @@ func serve(ctx context.Context, g *globalOptions, listen string) error {
 	return err
 }
 
-// healthFromState is what peers are told, from the state file.
+// healthFromState is what peers are told, from the state's health record.
 func healthFromState(store *state.Store, nomail bool) (peer.Health, error) {
-	f, err := store.Read()
+	var h state.Health
+	err := store.View(func(tx *state.Tx) error {
+		var err error
+		h, err = tx.Health()
+		return err
+	})
 	if err != nil {
 		return peer.Health{}, err
 	}
-	crashed := f.LastRun.Error
-	if c := f.Crashed(time.Now()); c != "" {
+	crashed := h.LastRun.Error
+	if c := h.Crashed(time.Now()); c != "" {
 		crashed = c
 	}
 	return peer.Health{
-		MailChecked:  f.Mail.Checked(),
-		MailOK:       f.Mail.Healthy(),
-		MailError:    f.Mail.Problem(),
-		LastRunEnd:   f.LastRun.Finished,
+		MailChecked:  h.Mail.Checked(),
+		MailOK:       h.Mail.Healthy(),
+		MailError:    h.Mail.Problem(),
+		LastRunEnd:   h.LastRun.Finished,
 		LastRunError: crashed,
 		NoMail:       nomail,
 	}, nil

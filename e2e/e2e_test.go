@@ -114,9 +114,9 @@ func (in *instance) cron(tier string) string {
 
 func (in *instance) statePath() string { return filepath.Join(in.dir, "checker.state") }
 
-func (in *instance) state() *state.File {
+func (in *instance) state() *state.Snapshot {
 	in.t.Helper()
-	f, err := (&state.Store{Path: in.statePath()}).Read()
+	f, err := (&state.Store{Path: in.statePath()}).Snapshot()
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -127,11 +127,20 @@ func (in *instance) state() *state.File {
 // next `cron minute` runs them again without waiting for the clock.
 func (in *instance) nextMinute() {
 	in.t.Helper()
-	err := (&state.Store{Path: in.statePath()}).Update(context.Background(), func(f *state.File) error {
-		for _, j := range f.Jobs {
+	err := (&state.Store{Path: in.statePath()}).Update(context.Background(), func(tx *state.Tx) error {
+		var names []string
+		var recs []state.Job
+		err := tx.ForEachJob(func(name string, j state.Job, err error) error {
 			j.LastSlot = ""
+			names, recs = append(names, name), append(recs, j)
+			return err
+		})
+		for i := range names {
+			if err := tx.PutJob(names[i], &recs[i]); err != nil {
+				return err
+			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		in.t.Fatal(err)
@@ -407,7 +416,7 @@ notify = every
 			t.Errorf("run %d: stderr %q", run, warned)
 		}
 		st := in.state()
-		if len(st.Outbox) != 1 || st.Outbox[0].Attempts != run || st.Mail.SendOK || st.Mail.SendError == "" {
+		if len(st.Outbox) != 1 || st.Outbox[0].To[0].Attempts != run || st.Mail.SendOK || st.Mail.SendError == "" {
 			t.Fatalf("run %d: outbox %+v, mail %+v; want one pending notice tried %d times and mail unhealthy", run, st.Outbox, st.Mail, run)
 		}
 		if !st.Jobs["tcp:db"].LastNotified.IsZero() {

@@ -11,7 +11,6 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -39,29 +38,19 @@ const killJobs = 3000
 func (in *instance) seedState(n int) {
 	in.t.Helper()
 	now := time.Now().Add(-time.Hour)
-	err := (&state.Store{Path: in.statePath()}).Update(context.Background(), func(f *state.File) error {
+	err := (&state.Store{Path: in.statePath()}).Update(context.Background(), func(tx *state.Tx) error {
 		for i := 0; i < n; i++ {
-			j := f.Job(fmt.Sprintf("http:site%05d[https://host%05d.example.test/health]", i, i))
-			j.Since, j.LastRun = now, now
-			j.LastSlot = now.Format("2006-01-02T15:04")
-			j.LastStatus = "OK"
-			j.LastMessage = fmt.Sprintf("GET https://host%05d.example.test/health: 200 OK in 1.23ms", i)
+			j := state.Job{Since: now, LastRun: now, FirstRun: now, LastSlot: now.Format("2006-01-02T15:04"), LastStatus: "OK",
+				LastMessage: fmt.Sprintf("GET https://host%05d.example.test/health: 200 OK in 1.23ms", i)}
+			if err := tx.PutJob(fmt.Sprintf("http:site%05d[https://host%05d.example.test/health]", i, i), &j); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		in.t.Fatal(err)
 	}
-}
-
-// tempFiles lists the save's temporary files next to the state file.
-func (in *instance) tempFiles() []string {
-	in.t.Helper()
-	m, err := filepath.Glob(in.statePath() + ".tmp-*")
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	return m
 }
 
 // cmdFor returns `checker -f CFG args…` set up like run's.
@@ -72,14 +61,13 @@ func (in *instance) cmdFor(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestKillDuringSave kills `cron minute` with SIGKILL hundreds of times.
-// Two rounds in three are aimed: inotify reports when the save creates its
-// temporary file, and the kill follows after a random part of the time a
-// save takes (write, fsync, rename, directory fsync). The third round kills
-// at a random moment of the whole run. After every kill the state file must
-// be there and be either the file as it was before the run or a complete
-// file the run wrote: never torn, never missing.
-func TestKillDuringSave(t *testing.T) {
+// TestKillDuringWrites kills `cron minute` with SIGKILL hundreds of times.
+// Two rounds in three are aimed: inotify reports when the run first writes
+// the database, and the kill follows after a random part of the time a run
+// spends writing. The third round kills at a random moment of the whole
+// run. After every kill the database must pass its consistency check and
+// hold every job: never torn, never reset.
+func TestKillDuringWrites(t *testing.T) {
 	const (
 		rounds = 300
 		budget = 45 * time.Second
@@ -90,89 +78,73 @@ func TestKillDuringSave(t *testing.T) {
 	w := watchDir(t, in.dir)
 
 	// Calibrate: how long does an undisturbed run take, and how long from
-	// the temporary file's creation to its rename over the state?
-	var took, save []time.Duration
+	// its first write of the database to its last?
+	var took, writing []time.Duration
 	for i := 0; i < 5; i++ {
+		in.nextMinute()
 		w.drain()
 		took = append(took, in.run("cron", "minute").took)
-		if d, ok := w.saveTime(); ok {
-			save = append(save, d)
+		if d, ok := w.writeTime(); ok {
+			writing = append(writing, d)
 		}
 	}
-	if len(save) == 0 {
-		t.Fatal("inotify saw no save during the calibration runs")
+	if len(writing) == 0 {
+		t.Fatal("inotify saw no write during the calibration runs")
 	}
 	slices.Sort(took)
-	slices.Sort(save)
-	runTime, saveWindow := took[len(took)/2], save[len(save)/2]
-	t.Logf("an undisturbed run takes %s, its save %s (medians of 5); aimed kills come within %s of the save's start", runTime, save[len(save)/2], saveWindow)
+	slices.Sort(writing)
+	runTime, writeWindow := took[len(took)/2], max(writing[len(writing)/2], time.Millisecond)
+	t.Logf("an undisturbed run takes %s, writing the database %s (medians of 5)", runTime, writeWindow)
 
-	var killedBefore, killedInSave, killedAfter, finished, aimed int
+	var killedWriting, killedOther, finished, aimed int
 	start := time.Now()
-	prev := in.stateBytes()
 	round := 0
+	store := &state.Store{Path: in.statePath()}
 	for ; round < rounds && time.Since(start) < budget; round++ {
-		tmpBefore := len(in.tempFiles())
+		in.nextMinute()
 		w.drain()
 		cmd := in.cmdFor("cron", "minute")
-		t0 := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if round%3 != 0 && w.waitTemp(5*time.Second) {
+		hit := false
+		if round%3 != 0 && w.waitWrite(5*time.Second) {
 			aimed++
-			time.Sleep(rand.N(saveWindow))
+			hit = true
+			time.Sleep(rand.N(writeWindow))
 		} else {
 			time.Sleep(rand.N(runTime * 11 / 10))
 		}
 		cmd.Process.Kill()
 		if cmd.Wait() == nil {
 			finished++
+		} else if hit || w.wrote() {
+			killedWriting++
+		} else {
+			killedOther++
 		}
-
-		cur, err := os.ReadFile(in.statePath())
+		if err := store.Check(context.Background()); err != nil {
+			t.Fatalf("round %d: the database fails its check after a kill: %v", round, err)
+		}
+		st, err := store.Snapshot()
 		if err != nil {
-			t.Fatalf("round %d: the state file is gone after a kill: %v", round, err)
+			t.Fatalf("round %d: the state cannot be read after a kill: %v", round, err)
 		}
-		tmpAfter := len(in.tempFiles())
-		switch {
-		case bytes.Equal(cur, prev) && tmpAfter > tmpBefore:
-			killedInSave++
-		case bytes.Equal(cur, prev):
-			killedBefore++
-		default:
-			// A new file: it must be whole and written by this run.
-			f, err := state.Decode(cur)
-			if err != nil {
-				t.Fatalf("round %d: the state file is torn after a kill: %v (%d bytes)", round, err, len(cur))
-			}
-			if len(f.Jobs) != killJobs+1 {
-				t.Fatalf("round %d: the state file holds %d jobs, want %d", round, len(f.Jobs), killJobs+1)
-			}
-			noop := f.Jobs["command:noop"]
-			if !f.LastRun.Started.After(t0) && (noop == nil || noop.Running == nil || noop.Running.PID != cmd.Process.Pid) {
-				t.Fatalf("round %d: the state file changed but is not this run's (last run %+v)", round, f.LastRun)
-			}
-			if tmpAfter > tmpBefore {
-				killedInSave++ // a second save had begun
-			} else {
-				killedAfter++
-			}
-			prev = cur
+		if len(st.Jobs) != killJobs+1 {
+			t.Fatalf("round %d: the state holds %d jobs after a kill, want %d", round, len(st.Jobs), killJobs+1)
 		}
 	}
-	left := in.tempFiles()
-	t.Logf("%d kills (%d aimed at the save) in %s: %d before the save, %d inside it (temporary file left behind), %d after a completed save, %d runs finished first; %d temporary files left next to the state",
-		round, aimed, time.Since(start).Round(time.Millisecond), killedBefore, killedInSave, killedAfter, finished, len(left))
+	t.Logf("%d kills (%d aimed at the writes) in %s: %d while the run was writing, %d before it wrote, %d runs finished first",
+		round, aimed, time.Since(start).Round(time.Millisecond), killedWriting, killedOther, finished)
 	if round < 100 {
 		t.Errorf("only %d kills within %s; want hundreds", round, budget)
 	}
-	if killedInSave < round/5 {
-		t.Errorf("only %d of %d kills landed inside a save; the test did not exercise the save window", killedInSave, round)
+	if killedWriting < round/5 {
+		t.Errorf("only %d of %d kills landed while the run wrote; the test did not exercise the writes", killedWriting, round)
 	}
 
-	// Whatever the kills left, the next run goes on silently from the
-	// last complete state, and a reader sees it whole.
+	// Whatever the kills left, the next run goes on from the last committed
+	// state, and a reader sees it whole.
 	in.nextMinute()
 	in.cron("minute")
 	st := in.state()
@@ -192,8 +164,7 @@ type dirWatch struct {
 }
 
 type dirEvent struct {
-	at      time.Time
-	created bool // a temporary file appeared; else something was moved in
+	at time.Time
 }
 
 func watchDir(t *testing.T, dir string) *dirWatch {
@@ -202,7 +173,7 @@ func watchDir(t *testing.T, dir string) *dirWatch {
 	if err != nil {
 		t.Skipf("no inotify here: %v", err)
 	}
-	if _, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_CREATE|syscall.IN_MOVED_TO); err != nil {
+	if _, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_MODIFY); err != nil {
 		syscall.Close(fd)
 		t.Fatal(err)
 	}
@@ -222,9 +193,7 @@ func watchDir(t *testing.T, dir string) *dirWatch {
 				ev := (*syscall.InotifyEvent)(unsafe.Pointer(&buf[off]))
 				name := string(bytes.TrimRight(buf[off+syscall.SizeofInotifyEvent:off+syscall.SizeofInotifyEvent+int(ev.Len)], "\x00"))
 				off += syscall.SizeofInotifyEvent + int(ev.Len)
-				if ev.Mask&syscall.IN_CREATE != 0 && strings.Contains(name, ".tmp-") {
-					w.send(dirEvent{at: now, created: true})
-				} else if ev.Mask&syscall.IN_MOVED_TO != 0 && name == "checker.state" {
+				if ev.Mask&syscall.IN_MODIFY != 0 && name == "checker.state" {
 					w.send(dirEvent{at: now})
 				}
 			}
@@ -255,35 +224,39 @@ func (w *dirWatch) drain() {
 	}
 }
 
-// waitTemp waits until a save creates its temporary file.
-func (w *dirWatch) waitTemp(timeout time.Duration) bool {
-	deadline := time.After(timeout)
-	for {
-		select {
-		case e := <-w.events:
-			if e.created {
-				return true
-			}
-		case <-deadline:
-			return false
-		}
+// waitWrite waits until the state file is written.
+func (w *dirWatch) waitWrite(timeout time.Duration) bool {
+	select {
+	case <-w.events:
+		return true
+	case <-time.After(timeout):
+		return false
 	}
 }
 
-// saveTime is the time from the first temporary file of the events so far
-// to the rename that followed it.
-func (w *dirWatch) saveTime() (time.Duration, bool) {
-	var created time.Time
+// wrote reports whether the state file was written since the last drain.
+func (w *dirWatch) wrote() bool {
+	select {
+	case <-w.events:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeTime is the time from the first write of the events so far to the
+// last.
+func (w *dirWatch) writeTime() (time.Duration, bool) {
+	var first, last time.Time
 	for {
 		select {
 		case e := <-w.events:
-			if e.created && created.IsZero() {
-				created = e.at
-			} else if !e.created && !created.IsZero() {
-				return e.at.Sub(created), true
+			if first.IsZero() {
+				first = e.at
 			}
+			last = e.at
 		default:
-			return 0, false
+			return last.Sub(first), !first.IsZero()
 		}
 	}
 }
@@ -361,7 +334,8 @@ func TestTwentyConcurrentInvocations(t *testing.T) {
 // alerts wait in the outbox, nothing is marked notified, mail is unhealthy;
 // when the server recovers, each recipient gets exactly one mail.
 func TestSMTPFailureModes(t *testing.T) {
-	for _, mode := range []string{mailtest.FailRefuseRcpt, mailtest.FailTempRcpt, mailtest.FailDropData} {
+	// A permanent refusal (550) has its own rules: TestPermanentRejection.
+	for _, mode := range []string{mailtest.FailTempRcpt, mailtest.FailDropData} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			smtpFailureThenRecovery(t, mode, []string{"ops@example.test", "dba@example.test"})
@@ -396,8 +370,8 @@ func smtpFailureThenRecovery(t *testing.T, mode string, rcpts []string) {
 			t.Fatalf("run %d: outbox %+v, mail %+v; want %d pending notices and mail unhealthy", run, st.Outbox, st.Mail, len(rcpts))
 		}
 		for _, n := range st.Outbox {
-			if n.Attempts != run || n.LastError == "" {
-				t.Errorf("run %d: notice %s tried %d times (%q), want %d", run, n.Job, n.Attempts, n.LastError, run)
+			if d := n.To[0]; d.Attempts != run || d.LastError == "" {
+				t.Errorf("run %d: notice %s tried %d times (%q), want %d", run, n.Job, d.Attempts, d.LastError, run)
 			}
 		}
 		for i := range rcpts {
@@ -453,13 +427,12 @@ func smtpFailureThenRecovery(t *testing.T, mode string, rcpts []string) {
 }
 
 // TestBadStateFileThroughBinary: a state file that is corrupt, truncated,
-// empty, binary or from a future version is moved aside with its bytes
+// binary, or JSON that is no state of an earlier release, is moved aside with its bytes
 // intact, reported by mail, and the run goes on with a fresh state.
 func TestBadStateFileThroughBinary(t *testing.T) {
 	cases := map[string]func(good []byte) []byte{
 		"corrupt":        func([]byte) []byte { return []byte(`{"version": 1, "jobs": {"tcp:db": {"failing": tru}}}`) },
 		"truncated":      func(good []byte) []byte { return good[:len(good)/2] },
-		"empty":          func([]byte) []byte { return nil },
 		"binary":         func([]byte) []byte { return []byte("\x00\x01\xfe\xffSQLite format 3\x00\x10\x00\x02\x02") },
 		"future-version": func([]byte) []byte { return []byte(`{"version": 99, "jobs": {}}`) },
 		"negative-count": func([]byte) []byte {
@@ -524,7 +497,7 @@ func TestDiskFullWhileSaving(t *testing.T) {
 		in := diskFullInstance(t, true)
 		filler := filepath.Join(in.dir, "filler")
 		fillDisk(t, filler)
-		before := in.stateBytes()
+		before := in.state()
 		r := in.run("cron", "minute")
 		checkSaveFailed(t, in, r, before, "no space left on device")
 
@@ -535,35 +508,32 @@ func TestDiskFullWhileSaving(t *testing.T) {
 		}
 	})
 	t.Run("tmpfs-after-the-jobs-ran", func(t *testing.T) {
-		// Room for the save that claims the jobs, not for the one that
-		// records their results.
+		// The claims are written; then a job fills the disk while it
+		// runs, so the results cannot be recorded.
 		const jobs = 200
 		in := newInstance(t, "")
 		mountSmall(t, in.dir)
 		db := newTCPPort(t)
+		filler := filepath.Join(in.dir, "filler")
 		var cfg strings.Builder
 		cfg.WriteString("[email]\nnomail = yes\n")
+		stop := filepath.Join(in.dir, "stop")
+		fmt.Fprintf(&cfg, "[command:fill]\nshell = yes\ncommand = test -e %s || dd if=/dev/zero of=%s bs=4096\n", stop, filler)
 		for i := 0; i < jobs; i++ {
 			fmt.Fprintf(&cfg, "[tcp:j%03d]\ntarget = %s\n", i, db.addr)
 		}
 		if err := os.WriteFile(in.cfg, []byte(cfg.String()), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		claim := state.New()
-		for i := 0; i < jobs; i++ {
-			j := claim.Job(fmt.Sprintf("tcp:j%03d", i))
-			j.LastSlot = time.Now().Format("2006-01-02T15:04")
-			j.Running = &state.Claim{PID: 4194304, Started: time.Now(), Expires: time.Now()}
-		}
-		claimSize, _ := json.MarshalIndent(claim, "", " ")
-		filler := filepath.Join(in.dir, "filler")
-		fillTo(t, filler, in.dir, (int64(len(claimSize))+4095)/4096*4096+8192)
 
 		r := in.run("cron", "minute")
 		if r.code == 0 || !strings.Contains(r.stderr, "cannot save state") || !strings.Contains(r.stderr, "no space left on device") {
 			t.Fatalf("exit %d, stderr %q: want the failed save reported", r.code, r.stderr)
 		}
 		st := in.state() // whole: the claims survived
+		if len(st.Jobs) != jobs+1 {
+			t.Fatalf("%d jobs in the state, want the %d claimed", len(st.Jobs), jobs+1)
+		}
 		for name, j := range st.Jobs {
 			if j.LastSlot == "" || j.Running == nil {
 				t.Fatalf("job %s: %+v; want the claim the first save wrote", name, j)
@@ -571,6 +541,7 @@ func TestDiskFullWhileSaving(t *testing.T) {
 		}
 		t.Logf("the run's results were lost with the failed save (reported on stderr): %d jobs claimed, none recorded", len(st.Jobs))
 
+		os.WriteFile(stop, nil, 0o600)
 		os.Remove(filler)
 		in.nextMinute()
 		in.cron("minute")
@@ -582,7 +553,7 @@ func TestDiskFullWhileSaving(t *testing.T) {
 	})
 	t.Run("file-size-limit", func(t *testing.T) {
 		in := diskFullInstance(t, false)
-		before := in.stateBytes()
+		before := in.state()
 		// RLIMIT_FSIZE of one block: writing the state fails with EFBIG
 		// (Go ignores SIGXFSZ, so the write returns the error).
 		cmd := exec.Command("sh", "-c", `ulimit -f 1 && exec "$@"`, "sh", checkerBin, "-f", in.cfg, "cron", "minute")
@@ -623,15 +594,6 @@ func diskFullInstance(t *testing.T, onTmpfs bool) *instance {
 	in.cron("minute")
 	in.nextMinute()
 	return in
-}
-
-func (in *instance) stateBytes() []byte {
-	in.t.Helper()
-	b, err := os.ReadFile(in.statePath())
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	return b
 }
 
 // mountSmall mounts a 1 MiB tmpfs on dir for the test, or skips the test
@@ -681,8 +643,9 @@ func fillDisk(t *testing.T, path string) {
 	t.Fatal("the filesystem never filled up")
 }
 
-// checkSaveFailed checks a run whose save could not be written.
-func checkSaveFailed(t *testing.T, in *instance, r result, before []byte, reason string) {
+// checkSaveFailed checks a run whose save could not be written: it says so
+// and exits non-zero (cron mails it), and the previous state is intact.
+func checkSaveFailed(t *testing.T, in *instance, r result, before *state.Snapshot, reason string) {
 	t.Helper()
 	if r.code == 0 {
 		t.Fatalf("the run exited 0 although the state could not be saved\nstderr: %s", r.stderr)
@@ -692,11 +655,17 @@ func checkSaveFailed(t *testing.T, in *instance, r result, before []byte, reason
 			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 		}
 	}
-	after, err := os.ReadFile(in.statePath())
-	if err != nil || !bytes.Equal(after, before) {
-		t.Fatalf("the previous state did not survive (%v)", err)
+	after := in.state()
+	if len(after.Jobs) != len(before.Jobs) || !after.LastRun.Finished.Equal(before.LastRun.Finished) {
+		t.Fatalf("the previous state did not survive: %d jobs (was %d), last run %v (was %v)",
+			len(after.Jobs), len(before.Jobs), after.LastRun.Finished, before.LastRun.Finished)
 	}
-	if tmp := in.tempFiles(); len(tmp) != 0 {
-		t.Errorf("temporary files left behind: %v", tmp)
+	for name, j := range before.Jobs {
+		if a := after.Jobs[name]; a == nil || !a.LastRun.Equal(j.LastRun) || a.LastStatus != j.LastStatus {
+			t.Errorf("job %s changed by a failed save: %+v → %+v", name, j, a)
+		}
+	}
+	if aside, _ := filepath.Glob(in.statePath() + ".corrupt-*"); len(aside) != 0 {
+		t.Errorf("a failed save made the state look corrupt: %v", aside)
 	}
 }

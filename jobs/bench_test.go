@@ -101,9 +101,20 @@ func benchRunner(s *config.Settings) *jobs.Runner {
 // benchClearSlots makes every job due again, as the next minute would.
 func benchClearSlots(b *testing.B, s *config.Settings) {
 	b.Helper()
-	err := (&state.Store{Path: s.General.StateFile}).Update(context.Background(), func(f *state.File) error {
-		for _, j := range f.Jobs {
+	err := (&state.Store{Path: s.General.StateFile}).Update(context.Background(), func(tx *state.Tx) error {
+		var names []string
+		var recs []state.Job
+		if err := tx.ForEachJob(func(name string, j state.Job, err error) error {
 			j.LastSlot = ""
+			names, recs = append(names, name), append(recs, j)
+			return err
+		}); err != nil {
+			return err
+		}
+		for i := range names {
+			if err := tx.PutJob(names[i], &recs[i]); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -95,13 +95,18 @@ func EmailJob(s *config.Settings, n Notify) *Job {
 		Policy:  Policy{Notify: n, Failures: 1, Recovery: RecoveryYes, WarnIsFailure: true},
 		Timeout: s.Email.SelfCheckWait + time.Minute,
 		Spec:    spec,
-		OnResult: func(f *state.File, r Result, now time.Time) {
-			f.Mail.SelfCheckAt = now
-			f.Mail.SelfCheckOK = r.Status == OK
-			f.Mail.SelfCheckError = ""
-			if r.Status != OK {
-				f.Mail.SelfCheckError = r.Message
+		OnResult: func(tx *state.Tx, r Result, now time.Time) error {
+			h, err := tx.Health()
+			if err != nil {
+				h = state.Health{}
 			}
+			h.Mail.SelfCheckAt = now
+			h.Mail.SelfCheckOK = r.Status == OK
+			h.Mail.SelfCheckError = ""
+			if r.Status != OK {
+				h.Mail.SelfCheckError = r.Message
+			}
+			return tx.PutHealth(&h)
 		},
 	}
 }

@@ -31,6 +31,7 @@ type Env struct {
 	closers []func() error
 	hb      heartbeat.Store
 	hbErr   error
+	hbSnap  *heartbeatSnapshot
 }
 
 // HeartbeatStore opens the configured heartbeat store on first use and
@@ -38,6 +39,10 @@ type Env struct {
 func (e *Env) HeartbeatStore() (heartbeat.Store, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.heartbeatStoreLocked()
+}
+
+func (e *Env) heartbeatStoreLocked() (heartbeat.Store, error) {
 	if e.hb == nil && e.hbErr == nil {
 		if e.Settings == nil {
 			e.hbErr = errors.New("no settings: the heartbeat store is configured in [heartbeat]")

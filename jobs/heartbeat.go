@@ -3,16 +3,18 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
 	"checker/config"
 	"checker/heartbeat"
+	"checker/state"
 )
 
 func init() {
 	register("heartbeat", Type{New: func() Spec { return &Heartbeat{} }})
-	systemBuilders = append(systemBuilders, heartbeatServiceJobs)
+	systemBuilders = append(systemBuilders, heartbeatServiceJobs, heartbeatStoreJobs)
 }
 
 // Heartbeat succeeds while a service's latest heartbeat is alive, warns
@@ -23,6 +25,9 @@ type Heartbeat struct {
 	Alive   time.Duration `cfg:"alive"`
 	Stale   time.Duration `cfg:"stale"`
 	FailOn  string        `cfg:"fail_on"`
+	// Remembered is when discovery first saw the service; a remembered
+	// service whose heartbeat is gone from the store is dead, not unknown.
+	Remembered time.Time
 }
 
 // fromSection fills what the section left out: the service is the job's
@@ -72,25 +77,33 @@ func (h *Heartbeat) adjustPolicy(p *Policy) { p.WarnIsFailure = h.FailOn == "sta
 // Target is the service name.
 func (h *Heartbeat) Target() string { return h.Service }
 
-// Check reads the service's latest heartbeat and judges its age.
+// Check judges the service's latest heartbeat, from the run's one read of
+// the store. When the store cannot be read the job is not checked at all:
+// it keeps its state, and the heartbeat:store job reports the outage once.
 func (h *Heartbeat) Check(ctx context.Context, env *Env) Result {
-	store, err := env.HeartbeatStore()
-	if err != nil {
-		return Resultf(Critical, "heartbeat store unreachable: %v", err)
+	snap := env.heartbeats()
+	select {
+	case <-snap.done:
+	case <-ctx.Done():
+		return Resultf(Critical, "timed out waiting for the heartbeat store")
 	}
-	m, found, err := store.Get(ctx, h.Service)
-	if err != nil {
-		if heartbeat.IsUnavailable(err) {
-			// One reason for every job of the run, read first in the mail.
-			if !strings.HasPrefix(err.Error(), "heartbeat store unreachable") {
-				return Resultf(Critical, "heartbeat store unreachable: %v", err)
-			}
-			return Resultf(Critical, "%v", err)
+	if snap.err != nil {
+		return Result{Status: Unknown, Message: "not checked: heartbeat store unreachable", Skipped: true}
+	}
+	m, found := snap.beats[h.Service]
+	if !found && snap.partial != nil {
+		// The listing skipped some entries; read this one on its own.
+		var err error
+		m, found, err = snap.store.Get(ctx, h.Service)
+		if err != nil {
+			return Resultf(Critical, "cannot read the heartbeat of %s: %v", h.Service, err)
 		}
-		// A bad value names only its key or file; say whose it is.
-		return Resultf(Critical, "cannot read the heartbeat of %s: %v", h.Service, err)
 	}
 	if !found {
+		if !h.Remembered.IsZero() {
+			return Resultf(Critical, "%s dead: its heartbeat vanished from the store (first seen %s; the key was deleted, expired or the store lost its data)",
+				h.Service, h.Remembered.Format(time.RFC3339))
+		}
 		return Resultf(Critical, "service %s has never sent a heartbeat", h.Service)
 	}
 	return h.judge(m, env.now())
@@ -158,22 +171,25 @@ func heartbeatServiceJobs(s *config.Settings) ([]*Job, config.Problems) {
 	return out, problems
 }
 
-// DiscoverHeartbeats adds a heartbeat job for every service in the store
-// that no configured job watches yet ([heartbeat] discover = yes), named
-// heartbeat:SERVICE, or heartbeat:SERVICE#2 when a configured job already
-// has that name for another service. When
-// the store cannot be listed it adds one failing job saying why, instead
-// of losing sight of every service quietly.
-func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job) []*Job {
+// DiscoverHeartbeats adds a heartbeat job for every service that no
+// configured job watches yet ([heartbeat] discover = yes): those in the store
+// now and those remembered from earlier runs (a remembered service whose
+// heartbeat vanished is dead and alerts, until `checker heartbeat forget`).
+// Jobs are named heartbeat:SERVICE, or heartbeat:SERVICE#2 when a configured
+// job already has that name for another service. It also returns the
+// services seen for the first time, for the state to remember. When the
+// store cannot be read, the remembered services are still watched: their
+// jobs report "not checked" and heartbeat:store reports the outage once.
+func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job, remembered []state.Service) ([]*Job, []state.Service) {
 	s := env.Settings
 	if s == nil || !s.Heartbeat.Discover {
-		return all
+		return all, nil
 	}
 	watched := map[string]bool{}
-	// Job names key the state file, ignoring case, so a discovered job must
-	// not take a name a configured job has: [heartbeat:x] may watch another
+	// Job names key the state, ignoring case, so a discovered job must not
+	// take a name a configured job has: [heartbeat:x] may watch another
 	// service than x.
-	taken := map[string]bool{}
+	taken := make(map[string]bool, len(all)+len(remembered))
 	for _, j := range all {
 		taken[strings.ToLower(j.Name)] = true
 		if h, ok := j.Spec.(*Heartbeat); ok {
@@ -190,41 +206,183 @@ func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job) []*Job {
 	}
 	var errs keyErrors
 	c := decodeCommon(s.Heartbeat.Section, s.General.Timeout, DefaultEvery, DefaultNotify, &errs)
-	store, err := env.HeartbeatStore()
-	var beats []heartbeat.Message
-	if err == nil {
-		ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-		beats, err = store.List(ctx)
-		cancel()
+	snap := env.heartbeats()
+	select {
+	case <-snap.done:
+	case <-ctx.Done():
 	}
-	if err != nil {
-		j := &Job{Name: name("heartbeat:discover"), Type: "heartbeat", Target: "every published service", Every: c.Every,
-			Policy: c.Policy, Timeout: c.Timeout, Spec: fixedResult{Resultf(Critical, "cannot list heartbeats to discover services: %v", err)}}
-		all = append(all, j)
+	known := make(map[string]time.Time, len(remembered))
+	for _, r := range remembered {
+		known[r.Name] = r.FirstSeen
 	}
-	for _, m := range beats {
-		if watched[m.ServiceName] {
+	var names []string
+	var seen []state.Service
+	for _, r := range remembered {
+		names = append(names, r.Name)
+	}
+	if snap.err == nil {
+		now := env.now()
+		for svc := range snap.beats {
+			if _, ok := known[svc]; !ok {
+				known[svc] = now
+				names = append(names, svc)
+				seen = append(seen, state.Service{Name: svc, FirstSeen: now, LastSeen: now})
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, svc := range names {
+		if watched[svc] {
 			continue
 		}
-		watched[m.ServiceName] = true
-		spec := &Heartbeat{}
-		spec.fromSection(m.ServiceName, s)
+		watched[svc] = true
+		spec := &Heartbeat{Remembered: known[svc]}
+		spec.fromSection(svc, s)
 		if spec.Validate() != nil {
 			continue
 		}
-		j := &Job{Name: name("heartbeat:" + m.ServiceName), Type: "heartbeat", Target: m.ServiceName, Every: c.Every, Policy: c.Policy, Timeout: c.Timeout, Spec: spec}
+		j := &Job{Name: name("heartbeat:" + svc), Type: "heartbeat", Target: svc, Every: c.Every, Policy: c.Policy, Timeout: c.Timeout, Spec: spec}
 		spec.adjustPolicy(&j.Policy)
 		all = append(all, j)
 	}
-	return all
+	return all, seen
 }
 
-// fixedResult is a Spec whose check returns a fixed result.
-type fixedResult struct{ r Result }
+// HeartbeatStoreJob is the system job that reads the heartbeat store once a
+// run for every heartbeat job: it fails, once, when the store is down, while
+// the heartbeat jobs keep their state.
+const HeartbeatStoreJob = "heartbeat:store"
 
-func (f fixedResult) Validate() error                    { return nil }
-func (f fixedResult) Target() string                     { return "" }
-func (f fixedResult) Check(context.Context, *Env) Result { return f.r }
+// heartbeatStoreJobs adds heartbeat:store when any heartbeat is watched.
+func heartbeatStoreJobs(s *config.Settings) ([]*Job, config.Problems) {
+	watches := s.Heartbeat.Discover || len(s.Heartbeat.Services) > 0
+	name := HeartbeatStoreJob
+	for _, sec := range s.Jobs {
+		typ, _, _ := strings.Cut(sec.Name, ":")
+		if strings.EqualFold(strings.TrimSpace(typ), "heartbeat") {
+			watches = true
+		}
+		if strings.EqualFold(sec.Name, name) {
+			name += "#2"
+		}
+	}
+	for _, svc := range s.Heartbeat.Services {
+		if strings.EqualFold("heartbeat:"+svc, HeartbeatStoreJob) {
+			name = HeartbeatStoreJob + "#2"
+		}
+	}
+	if !watches {
+		return nil, nil
+	}
+	n, _ := ParseNotify("state_change")
+	return []*Job{{
+		Name: name, Type: "store", Target: storeTarget(s), Every: Minute,
+		Policy:  Policy{Notify: n, Failures: 1, Recovery: RecoveryYes, WarnIsFailure: true},
+		Timeout: heartbeatStoreTimeout + time.Second,
+		Spec:    storeCheck{},
+	}}, nil
+}
+
+func storeTarget(s *config.Settings) string {
+	if s.Heartbeat.Redis != "" {
+		return "heartbeat store (redis)"
+	}
+	return "heartbeat store (local, " + s.Heartbeat.LocalDir + ")"
+}
+
+// storeCheck is the check of heartbeat:store.
+type storeCheck struct{}
+
+func (storeCheck) Validate() error { return nil }
+func (storeCheck) Target() string  { return "heartbeat store" }
+func (storeCheck) Check(ctx context.Context, env *Env) Result {
+	snap := env.heartbeats()
+	select {
+	case <-snap.done:
+	case <-ctx.Done():
+		return Resultf(Critical, "heartbeat store unreachable: no answer within %s", heartbeatStoreTimeout)
+	}
+	if snap.err != nil {
+		msg := snap.err.Error()
+		if !strings.HasPrefix(msg, "heartbeat store") {
+			msg = "heartbeat store: " + msg
+		}
+		return Resultf(Critical, "%s", msg)
+	}
+	r := Resultf(OK, "%d heartbeat%s read in %s", len(snap.beats), plural(len(snap.beats)), roundDuration(snap.took))
+	if snap.partial != nil {
+		r = Resultf(Warning, "%d heartbeats read in %s; some entries unreadable: %v", len(snap.beats), roundDuration(snap.took), snap.partial)
+	}
+	r.Perfdata = fmt.Sprintf("services=%d time=%.6fs", len(snap.beats), snap.took.Seconds())
+	return r
+}
+
+// heartbeatStoreTimeout bounds the run's one read of the heartbeat store,
+// whatever the number of services.
+const heartbeatStoreTimeout = 5 * time.Second
+
+// heartbeatSnapshot is every heartbeat in the store, read once per run and
+// shared by all heartbeat jobs.
+type heartbeatSnapshot struct {
+	done    chan struct{} // closed when the read is over
+	store   heartbeat.Store
+	beats   map[string]heartbeat.Message
+	err     error // the store could not be read at all
+	partial error // some entries could not be read
+	took    time.Duration
+}
+
+// Refresh makes the next heartbeat check read the store again instead of
+// sharing the read already made (each cron run makes a new Env; a process
+// that runs checks repeatedly calls Refresh between rounds).
+func (e *Env) Refresh() {
+	e.mu.Lock()
+	e.hbSnap = nil
+	e.mu.Unlock()
+}
+
+// heartbeats starts the run's read of the store on first use and returns
+// it; callers wait on done.
+func (e *Env) heartbeats() *heartbeatSnapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hbSnap != nil {
+		return e.hbSnap
+	}
+	snap := &heartbeatSnapshot{done: make(chan struct{})}
+	e.hbSnap = snap
+	go func() {
+		defer close(snap.done)
+		start := time.Now()
+		store, err := e.HeartbeatStore()
+		if err != nil {
+			snap.err = err
+			return
+		}
+		snap.store = store
+		ctx, cancel := context.WithTimeout(context.Background(), heartbeatStoreTimeout)
+		defer cancel()
+		list, err := store.List(ctx)
+		snap.took = time.Since(start)
+		// Unreadable entries (a bad value) are the services' own problem:
+		// the listing goes on without them and their jobs read them alone.
+		// Anything else is the store's.
+		entriesOnly := err != nil && strings.Contains(err.Error(), "unreadable heartbeat")
+		if err != nil && (!entriesOnly || heartbeat.IsUnavailable(err) || ctx.Err() != nil) {
+			if ctx.Err() != nil && !heartbeat.IsUnavailable(err) {
+				err = fmt.Errorf("heartbeat store unreachable: no answer within %s", heartbeatStoreTimeout)
+			}
+			snap.err = err
+			return
+		}
+		snap.partial = err
+		snap.beats = make(map[string]heartbeat.Message, len(list))
+		for _, m := range list {
+			snap.beats[m.ServiceName] = m
+		}
+	}()
+	return snap
+}
 
 // NewHeartbeat is the heartbeat check of service with the thresholds and
 // fail_on of [heartbeat].

@@ -15,6 +15,7 @@ import (
 	"checker/heartbeat"
 	"checker/internal/redistest"
 	"checker/jobs"
+	"checker/state"
 )
 
 // backend is a heartbeat store the heartbeat tests run against.
@@ -132,6 +133,7 @@ func (f *hbFixture) job(name string) *jobs.Job {
 func (f *hbFixture) run(name string) (*jobs.Job, jobs.Result) {
 	f.t.Helper()
 	j := f.job(name)
+	f.env.Refresh()
 	return j, runJob(f.t, j.Spec, f.env, j.Timeout)
 }
 
@@ -383,7 +385,8 @@ func heartbeatJobs(t *testing.T, all []*jobs.Job) map[string]*jobs.Job {
 func (f *hbFixture) discover() []*jobs.Job {
 	f.t.Helper()
 	done := make(chan []*jobs.Job, 1)
-	go func() { done <- jobs.DiscoverHeartbeats(context.Background(), f.env, f.jobs) }()
+	f.env.Refresh()
+	go func() { all, _ := jobs.DiscoverHeartbeats(context.Background(), f.env, f.jobs, nil); done <- all }()
 	select {
 	case all := <-done:
 		return all
@@ -463,7 +466,7 @@ func TestDiscoverNameTaken(t *testing.T) {
 }
 
 // TestDiscoverUnreadableEntry: one unreadable heartbeat does not hide the
-// others from discovery; it shows as the failing heartbeat:discover job.
+// others from discovery; heartbeat:store warns, naming it.
 func TestDiscoverUnreadableEntry(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -472,36 +475,71 @@ func TestDiscoverUnreadableEntry(t *testing.T) {
 			f.putRaw("broken", []byte("{not json"))
 			f.jobs = f.discover()
 			got := heartbeatJobs(t, f.jobs)
-			if got["heartbeat:fine"] == nil || got["heartbeat:discover"] == nil || len(got) != 2 {
-				t.Fatalf("heartbeat jobs: %s; want heartbeat:fine and heartbeat:discover", jobNames(f.jobs))
+			if got["heartbeat:fine"] == nil || len(got) != 1 {
+				t.Fatalf("heartbeat jobs: %s; want heartbeat:fine", jobNames(f.jobs))
 			}
-			_, r := f.run("heartbeat:discover")
-			wantStatus(t, r, jobs.Critical)
-			wantMessage(t, r, "cannot list heartbeats", "broken")
+			j, r := f.run(jobs.HeartbeatStoreJob)
+			wantStatus(t, r, jobs.Warning)
+			wantMessage(t, r, "unreadable", "broken")
+			if !j.Policy.Failed(r) {
+				t.Error("an unreadable heartbeat must count as a failure of heartbeat:store")
+			}
+			_, r = f.run("heartbeat:fine")
+			wantStatus(t, r, jobs.OK)
 		})
 	}
 }
 
+// TestDiscoverStoreUnreachable: with the store down, the services configured
+// (and remembered) are still watched but not checked, and heartbeat:store is
+// the one job that fails, saying why.
 func TestDiscoverStoreUnreachable(t *testing.T) {
 	unreachable := backend{name: "redis-down", start: func(t *testing.T) string {
 		return "redis = redis://" + redistest.ClosedAddr(t) + "/0\n"
 	}}
 	f := newHeartbeatFixture(t, unreachable, "discover = yes\nservices = a\n", "")
-	f.jobs = f.discover()
+	all, seen := jobs.DiscoverHeartbeats(context.Background(), f.env, f.jobs, []state.Service{{Name: "remembered", FirstSeen: f.now.Add(-time.Hour)}})
+	f.jobs = all
 	got := heartbeatJobs(t, f.jobs)
-	if len(got) != 2 || got["heartbeat:a"] == nil || got["heartbeat:discover"] == nil {
-		t.Fatalf("heartbeat jobs: %s; want heartbeat:a and one heartbeat:discover", jobNames(f.jobs))
+	if len(got) != 2 || got["heartbeat:a"] == nil || got["heartbeat:remembered"] == nil || len(seen) != 0 {
+		t.Fatalf("heartbeat jobs: %s, newly seen %v; want heartbeat:a and heartbeat:remembered", jobNames(f.jobs), seen)
 	}
-	j, r := f.run("heartbeat:discover")
+	j, r := f.run(jobs.HeartbeatStoreJob)
 	wantStatus(t, r, jobs.Critical)
-	wantMessage(t, r, "cannot list heartbeats to discover services", "heartbeat store unreachable")
+	wantMessage(t, r, "heartbeat store unreachable")
 	if !j.Policy.Failed(r) {
-		t.Error("the discovery job's failure does not count as one")
+		t.Error("the store job's failure does not count as one")
+	}
+	for _, name := range []string{"heartbeat:a", "heartbeat:remembered"} {
+		_, r = f.run(name)
+		if !r.Skipped || !strings.Contains(r.Message, "not checked") {
+			t.Errorf("%s: %+v; want not checked", name, r)
+		}
 	}
 }
 
-// TestHeartbeatStoreGoesAway: Redis dies between two runs; every heartbeat
-// job of the next run fails saying so, and the run does not hang.
+// TestRememberedServiceVanished: a service discovery remembers whose key is
+// gone is dead, not forgotten.
+func TestRememberedServiceVanished(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f := newHeartbeatFixture(t, b, "discover = yes\n", "")
+			f.put("alive", instanceID("11111111"), time.Second)
+			all, seen := jobs.DiscoverHeartbeats(context.Background(), f.env, f.jobs, []state.Service{{Name: "gone", FirstSeen: f.now.Add(-time.Hour)}})
+			f.jobs = all
+			if len(seen) != 1 || seen[0].Name != "alive" {
+				t.Errorf("newly seen %+v; want alive", seen)
+			}
+			_, r := f.run("heartbeat:gone")
+			wantStatus(t, r, jobs.Critical)
+			wantMessage(t, r, "gone dead", "vanished")
+		})
+	}
+}
+
+// TestHeartbeatStoreGoesAway: Redis dies between two runs; no heartbeat job
+// of the next run is checked (heartbeat:store reports the outage once), and
+// the run does not hang.
 func TestHeartbeatStoreGoesAway(t *testing.T) {
 	srv := redistest.Start(t)
 	f := newHeartbeatFixture(t, backend{name: "redis", start: func(*testing.T) string { return "redis = " + srv.URL() + "\n" }},
@@ -535,9 +573,10 @@ func TestHeartbeatStoreGoesAway(t *testing.T) {
 		wantStatus(t, o.Result, jobs.OK)
 	}
 	srv.Kill()
+	f.env.Refresh()
 	for _, o := range run() {
-		if o.Result.Status != jobs.Critical || !strings.HasPrefix(o.Result.Message, "heartbeat store unreachable") {
-			t.Errorf("%s: %s; want CRITICAL - heartbeat store unreachable…", o.Job.Name, o.Result.Line())
+		if !o.Result.Skipped || !strings.Contains(o.Result.Message, "not checked: heartbeat store unreachable") {
+			t.Errorf("%s: %s; want not checked: heartbeat store unreachable", o.Job.Name, o.Result.Line())
 		}
 	}
 }

@@ -48,6 +48,12 @@ type Result struct {
 	LongOutput string        `json:"long_output,omitempty"`
 	Subject    string        `json:"-"`
 	Duration   time.Duration `json:"duration_ns"`
+	// Skipped marks a check that could not be made for a reason outside
+	// the job (the heartbeat store is down): the job keeps its state and
+	// only Message is shown.
+	Skipped bool `json:"-"`
+	// cancelled marks a run cut short because checker was stopped.
+	cancelled bool
 }
 
 // Line is the result in the Nagios one-line style: "OK - message".
@@ -82,8 +88,8 @@ type Job struct {
 	Spec    Spec
 	// OnResult, if set, records something in the state beyond the job's own
 	// streak (the email self-check records the health of the mail path).
-	// It runs under the state lock.
-	OnResult func(f *state.File, r Result, now time.Time)
+	// It runs in the transaction that records the result.
+	OnResult func(tx *state.Tx, r Result, now time.Time) error
 }
 
 // graceAfterTimeout is how long Run waits, after the deadline, for a check

@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -115,32 +116,63 @@ type sectionAware interface {
 // heartbeat type's fail_on decides whether WARNING is a failure).
 type policyAdjuster interface{ adjustPolicy(*Policy) }
 
-// Select returns the jobs matching the given names. A name matches a job
-// exactly (ignoring case) or, for a section with a list, every job spawned
-// from it. Unknown names are returned as an error naming them.
+// Select returns the jobs matching the given names or patterns (see
+// MatchName), in the order of all. Names that match no job are returned as
+// an error naming them.
 func Select(all []*Job, names []string) ([]*Job, error) {
 	var out []*Job
 	var unknown []string
 	picked := map[*Job]bool{}
 	for _, n := range names {
-		ln := strings.ToLower(n)
 		found := false
 		for _, j := range all {
-			jn := strings.ToLower(j.Name)
-			if jn == ln || strings.HasPrefix(jn, ln+"[") {
+			if MatchName(n, j.Name) {
 				found = true
-				if !picked[j] {
-					picked[j] = true
-					out = append(out, j)
-				}
+				picked[j] = true
 			}
 		}
 		if !found {
 			unknown = append(unknown, n)
 		}
 	}
+	for _, j := range all {
+		if picked[j] {
+			out = append(out, j)
+		}
+	}
 	if len(unknown) > 0 {
 		return out, fmt.Errorf("no such job: %s (see checker list)", strings.Join(unknown, ", "))
 	}
 	return out, nil
+}
+
+// MatchName reports whether a job name matches pattern, ignoring case. A
+// pattern matches a job by its whole name (http:web), by a glob over the
+// whole name (http:*, *:db*), or — without a ':' — by the name after the
+// type (web matches http:web and tcp:web); a section with a list matches
+// every job spawned from it (tcp:dns matches tcp:dns[a:53]).
+func MatchName(pattern, job string) bool {
+	p, j := strings.ToLower(pattern), strings.ToLower(job)
+	base := j
+	if i := strings.IndexByte(j, '['); i > 0 && strings.HasSuffix(j, "]") {
+		base = j[:i] // tcp:dns[a:53] → tcp:dns
+	}
+	candidates := []string{j, base}
+	if !strings.Contains(p, ":") {
+		if _, name, ok := strings.Cut(base, ":"); ok {
+			candidates = append(candidates, name)
+		}
+	}
+	glob := strings.ContainsAny(p, "*?[")
+	for _, c := range candidates {
+		if c == p {
+			return true
+		}
+		if glob {
+			if ok, err := path.Match(p, c); err == nil && ok {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -30,7 +30,23 @@ func failureNotice(j *Job, st state.Job, r Result, host string, to []string, now
 	if r.Detail != "" {
 		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(r.Detail, "\n"))
 	}
-	return state.Notice{Job: j.Name, Kind: state.KindFailure, Subject: subject, Body: b.String(), To: to, Created: now}
+	if r.LongOutput != "" {
+		fmt.Fprintf(&b, "\nOutput:\n%s\n", strings.TrimRight(r.LongOutput, "\n"))
+	}
+	if r.Perfdata != "" {
+		fmt.Fprintf(&b, "\nPerformance data: %s\n", r.Perfdata)
+	}
+	return state.Notice{Job: j.Name, Kind: state.KindFailure, Subject: subject, Body: b.String(), To: deliveries(to),
+		Created: now, Status: r.Status.String(), Thread: st.Thread}
+}
+
+// deliveries are fresh deliveries to each recipient.
+func deliveries(to []string) []state.Delivery {
+	out := make([]state.Delivery, len(to))
+	for i, t := range to {
+		out[i] = state.Delivery{To: t}
+	}
+	return out
 }
 
 // recoveryNotice says a failing job works again and how long it was down.
@@ -44,7 +60,7 @@ func recoveryNotice(j *Job, prev state.Job, r Result, host string, to []string, 
 			prev.FirstFailure.Format(timeLayout), now.Sub(prev.FirstFailure).Round(time.Second))
 	}
 	return state.Notice{Job: j.Name, Kind: state.KindRecovery, Subject: fmt.Sprintf("%s recovered: %s", j.Name, subjectMessage(r)),
-		Body: b.String(), To: to, Created: now}
+		Body: b.String(), To: deliveries(to), Created: now, Status: r.Status.String(), Thread: prev.Thread}
 }
 
 func plural(n int) string {

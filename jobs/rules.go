@@ -1,6 +1,9 @@
 package jobs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
 	"time"
 
 	"checker/state"
@@ -11,17 +14,23 @@ type Decision int
 
 // The decisions.
 const (
-	Quiet   Decision = iota // nothing to send
-	Alert                   // a failure notice
-	Recover                 // a recovery notice
+	Quiet    Decision = iota // nothing to send
+	Alert                    // a failure notice (the first, or a reminder)
+	Escalate                 // a failure notice: the non-OK status changed
+	Recover                  // a recovery notice
+	Hold                     // a failure notice was due, but a silence or window holds it
 )
 
 func (d Decision) String() string {
 	switch d {
 	case Alert:
 		return "alert"
+	case Escalate:
+		return "escalate"
 	case Recover:
 		return "recover"
+	case Hold:
+		return "hold"
 	}
 	return "quiet"
 }
@@ -37,15 +46,38 @@ func (p Policy) Failed(r Result) bool {
 	return true
 }
 
-// Apply is the failure and notification rules of SPEC §5 as a pure
-// function: given the policy, the job's state before this run, whether the
-// run failed, and the time, it returns the next state and what to send.
-// LastNotified is left for the caller to set once a notice is delivered.
-func Apply(p Policy, prev state.Job, failed bool, now time.Time) (state.Job, Decision) {
+// Inputs are what one run found and what holds for it at that moment.
+type Inputs struct {
+	// Failed says whether the run counts as a failure (Policy.Failed).
+	Failed bool
+	// Status is the run's status word (OK, WARNING, CRITICAL, UNKNOWN).
+	Status string
+	// Suppressed is set while a silence or a maintenance window covers
+	// the job: its failure notices are held.
+	Suppressed bool
+}
+
+// Apply is the failure and notification rules of SPEC §5 and §11 as a pure
+// function: given the policy, the job's state before this run, what the run
+// found and the time, it returns the next state and what to send.
+//
+//   - A failure notice goes out when the streak reaches `failures` and then
+//     as `notify` says; under state_change also when the non-OK status
+//     changes (WARNING ↔ CRITICAL), as Nagios notifies escalations.
+//   - An acknowledged outage sends no reminders; an escalation clears the
+//     acknowledgement and notifies. The recovery notice still goes out.
+//   - While suppressed (silence, maintenance window) a due failure notice is
+//     held instead. When the suppression ends and the job still fails, one
+//     notice goes out (not a backlog). An outage that recovers while held
+//     was never told, so it sends no recovery either.
+//
+// LastNotified is left for the caller to set once a notice reached someone.
+func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decision) {
 	next := prev
-	if !failed {
+	if !in.Failed {
 		d := Quiet
-		if prev.Failing && prev.Failures >= p.Failures && p.wantsRecovery() {
+		told := prev.NotifiedStatus != "" || !prev.LastNotified.IsZero()
+		if prev.Failing && prev.Failures >= p.Failures && p.wantsRecovery() && (told || prev.Held.IsZero()) {
 			d = Recover
 		}
 		if prev.Failing || prev.Since.IsZero() {
@@ -55,6 +87,10 @@ func Apply(p Policy, prev state.Job, failed bool, now time.Time) (state.Job, Dec
 		next.Failures = 0
 		next.FirstFailure = time.Time{}
 		next.LastNotified = time.Time{}
+		next.NotifiedStatus = ""
+		next.Thread = ""
+		next.Held = time.Time{}
+		next.Ack = nil
 		return next, d
 	}
 
@@ -69,30 +105,60 @@ func Apply(p Policy, prev state.Job, failed bool, now time.Time) (state.Job, Dec
 		next.FirstFailure = now
 		next.Since = now
 		next.LastNotified = time.Time{}
+		next.NotifiedStatus = ""
+		next.Held = time.Time{}
+		next.Ack = nil
+		next.Thread = ""
 	}
 	if n < p.Failures {
 		return next, Quiet
 	}
-	switch p.Notify.Mode {
-	case NotifyEvery:
-		return next, Alert
-	case NotifyInterval:
-		if next.LastNotified.IsZero() || now.Sub(next.LastNotified) > p.Notify.After {
-			return next, Alert
-		}
-		return next, Quiet
-	case NotifyStateChange:
-		if p.Failures == 1 {
-			if !prev.Failing {
-				return next, Alert
+
+	d := Quiet
+	escalated := prev.Failing && prev.NotifiedStatus != "" && in.Status != prev.NotifiedStatus
+	switch {
+	case escalated && p.Notify.Mode == NotifyStateChange:
+		d = Escalate
+	case next.Ack != nil:
+		// acknowledged: no reminders for this outage
+	case !next.Held.IsZero() && !in.Suppressed:
+		d = Alert // the suppression ended while the job still fails
+	default:
+		switch p.Notify.Mode {
+		case NotifyEvery:
+			d = Alert
+		case NotifyInterval:
+			if next.LastNotified.IsZero() || now.Sub(next.LastNotified) > p.Notify.After {
+				d = Alert
 			}
-			return next, Quiet
-		}
-		if n == p.Failures {
-			return next, Alert
+		case NotifyStateChange:
+			if next.NotifiedStatus == "" && (p.Failures == 1 && !prev.Failing || n == p.Failures || !next.Held.IsZero()) {
+				d = Alert
+			}
 		}
 	}
-	return next, Quiet
+	if d == Quiet {
+		return next, Quiet
+	}
+	if in.Suppressed {
+		if next.Held.IsZero() {
+			next.Held = now
+		}
+		return next, Hold
+	}
+	if d == Escalate {
+		next.Ack = nil
+	}
+	next.Held = time.Time{}
+	next.NotifiedStatus = in.Status
+	return next, d
+}
+
+// threadID names an outage of a job by the job and when it started, so that
+// its failure, reminders and recovery mails can thread together.
+func threadID(job string, first time.Time) string {
+	sum := sha256.Sum256([]byte(job + "\x00" + strconv.FormatInt(first.UnixNano(), 10)))
+	return hex.EncodeToString(sum[:10])
 }
 
 func (p Policy) wantsRecovery() bool {

@@ -26,6 +26,7 @@ func failing(n int, lastNotifiedAgo time.Duration) state.Job {
 	j := state.Job{Failing: true, Failures: n, FirstFailure: t0.Add(-time.Duration(n) * time.Minute), Since: t0.Add(-time.Duration(n) * time.Minute)}
 	if lastNotifiedAgo >= 0 {
 		j.LastNotified = t0.Add(-lastNotifiedAgo)
+		j.NotifiedStatus = "CRITICAL"
 	}
 	return j
 }
@@ -105,7 +106,7 @@ func TestApplyOnFailure(t *testing.T) {
 		name := fmt.Sprintf("%s/failures=%d/prev=%v,%d,notified=%v", tc.notify, tc.failures, tc.prev.Failing, tc.prev.Failures, tc.prev.LastNotified.Format(time.TimeOnly))
 		t.Run(name, func(t *testing.T) {
 			p := policy(t, tc.notify, tc.failures, RecoveryAuto)
-			next, got := Apply(p, tc.prev, true, t0)
+			next, got := Apply(p, tc.prev, Inputs{Failed: true, Status: "CRITICAL"}, t0)
 			if got != tc.want {
 				t.Errorf("decision = %v, want %v", got, tc.want)
 			}
@@ -153,7 +154,7 @@ func TestApplyOnSuccess(t *testing.T) {
 	for _, tc := range tests {
 		name := fmt.Sprintf("%s/failures=%d/recovery=%s/prev=%v,%d", tc.notify, tc.failures, tc.recovery, tc.prev.Failing, tc.prev.Failures)
 		t.Run(name, func(t *testing.T) {
-			next, got := Apply(policy(t, tc.notify, tc.failures, tc.recovery), tc.prev, false, t0)
+			next, got := Apply(policy(t, tc.notify, tc.failures, tc.recovery), tc.prev, Inputs{Status: "OK"}, t0)
 			if got != tc.want {
 				t.Errorf("decision = %v, want %v", got, tc.want)
 			}
@@ -179,7 +180,7 @@ func TestApplyStreak(t *testing.T) {
 	outcome := []bool{true, false, false, false, false, false, false, false, false, false, false, false, true}
 	for i, ok := range outcome {
 		now := t0.Add(time.Duration(i) * time.Minute)
-		next, d := Apply(p, st, !ok, now)
+		next, d := Apply(p, st, Inputs{Failed: !ok, Status: map[bool]string{true: "OK", false: "CRITICAL"}[ok]}, now)
 		if d == Alert {
 			next.LastNotified = now // delivered
 		}
@@ -241,5 +242,152 @@ func TestSlotsAcrossFallBack(t *testing.T) {
 	}
 	if Slot(Day, first) != Slot(Day, second) {
 		t.Errorf("day slots should stay one per local date")
+	}
+}
+
+// step is one cron minute of a workflow scenario: the run's status ("OK",
+// "WARNING", "CRITICAL"), whether a silence or window covers the job, and
+// whether an operator acknowledged the outage just before the run.
+type step struct {
+	status     string
+	suppressed bool
+	ack        bool
+}
+
+// play runs the steps a minute apart through Apply, delivering every
+// notice at once, and returns the decisions other than Quiet as
+// "minute:decision".
+func play(p Policy, steps []step) []string {
+	var st state.Job
+	var got []string
+	for i, s := range steps {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		if s.ack && st.Failing {
+			st.Ack = &state.Ack{By: "alice", At: now}
+		}
+		next, d := Apply(p, st, Inputs{Failed: s.status != "OK", Status: s.status, Suppressed: s.suppressed}, now)
+		if d == Alert || d == Escalate {
+			next.LastNotified = now
+		}
+		if d != Quiet {
+			got = append(got, fmt.Sprintf("%d:%v", i, d))
+		}
+		st = next
+	}
+	return got
+}
+
+func repeat(s step, n int) []step {
+	out := make([]step, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func concat(parts ...[]step) []step {
+	var out []step
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+var (
+	crit       = step{status: "CRITICAL"}
+	critHeld   = step{status: "CRITICAL", suppressed: true}
+	warn       = step{status: "WARNING"}
+	ok         = step{status: "OK"}
+	okHeld     = step{status: "OK", suppressed: true}
+	critAcked  = step{status: "CRITICAL", ack: true}
+	everyMode  = []string{"every", "5min", "hour", "state_change"}
+	scenarioOf = map[string][]step{
+		// A window covers the start of an outage and ends while the job
+		// still fails: one notice when it ends, then the usual rhythm.
+		"window ends while failing": concat(repeat(critHeld, 5), repeat(crit, 6)),
+		// The job recovers inside the window: nobody was told of the
+		// outage, so nothing at all is sent.
+		"window ends after recovery": concat(repeat(critHeld, 4), []step{okHeld}, repeat(ok, 3)),
+		// Acknowledged after the first notice: no reminders; the recovery
+		// still goes out; the next outage notifies again.
+		"ack then a new outage": concat([]step{crit, critAcked}, repeat(crit, 6), []step{ok, crit, crit}),
+		// WARNING, then CRITICAL, then WARNING again.
+		"escalation": concat(repeat(warn, 2), repeat(crit, 2), repeat(warn, 2)),
+		// A silence begins after the outage was told and ends while the
+		// job still fails; then it recovers.
+		"silence in the middle": concat(repeat(crit, 2), repeat(critHeld, 3), repeat(crit, 2), []step{ok}),
+		// The outage was told, then a silence began, and the job recovered
+		// inside it: those told of the failure hear of the recovery.
+		"recovery inside a silence": concat(repeat(crit, 2), repeat(critHeld, 2), []step{okHeld}),
+	}
+)
+
+// TestWorkflowRules: silences, maintenance windows and acknowledgements
+// against every notify mode (failures = 1, recovery = yes).
+func TestWorkflowRules(t *testing.T) {
+	want := map[string]map[string][]string{
+		"window ends while failing": {
+			"every":        {"0:hold", "1:hold", "2:hold", "3:hold", "4:hold", "5:alert", "6:alert", "7:alert", "8:alert", "9:alert", "10:alert"},
+			"5min":         {"0:hold", "1:hold", "2:hold", "3:hold", "4:hold", "5:alert", "10:alert"},
+			"hour":         {"0:hold", "1:hold", "2:hold", "3:hold", "4:hold", "5:alert"},
+			"state_change": {"0:hold", "1:hold", "2:hold", "3:hold", "4:hold", "5:alert"},
+		},
+		"window ends after recovery": {
+			"every":        {"0:hold", "1:hold", "2:hold", "3:hold"},
+			"5min":         {"0:hold", "1:hold", "2:hold", "3:hold"},
+			"hour":         {"0:hold", "1:hold", "2:hold", "3:hold"},
+			"state_change": {"0:hold", "1:hold", "2:hold", "3:hold"},
+		},
+		"ack then a new outage": {
+			"every":        {"0:alert", "8:recover", "9:alert", "10:alert"},
+			"5min":         {"0:alert", "8:recover", "9:alert"},
+			"hour":         {"0:alert", "8:recover", "9:alert"},
+			"state_change": {"0:alert", "8:recover", "9:alert"},
+		},
+		"escalation": {
+			"every":        {"0:alert", "1:alert", "2:alert", "3:alert", "4:alert", "5:alert"},
+			"5min":         {"0:alert", "5:alert"},
+			"hour":         {"0:alert"},
+			"state_change": {"0:alert", "2:escalate", "4:escalate"},
+		},
+		"silence in the middle": {
+			"every":        {"0:alert", "1:alert", "2:hold", "3:hold", "4:hold", "5:alert", "6:alert", "7:recover"},
+			"5min":         {"0:alert", "5:alert", "7:recover"},
+			"hour":         {"0:alert", "7:recover"},
+			"state_change": {"0:alert", "7:recover"},
+		},
+		"recovery inside a silence": {
+			"every":        {"0:alert", "1:alert", "2:hold", "3:hold", "4:recover"},
+			"5min":         {"0:alert", "4:recover"},
+			"hour":         {"0:alert", "4:recover"},
+			"state_change": {"0:alert", "4:recover"},
+		},
+	}
+	for name, steps := range scenarioOf {
+		for _, mode := range everyMode {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				got := play(policy(t, mode, 1, RecoveryYes), steps)
+				if fmt.Sprint(got) != fmt.Sprint(want[name][mode]) {
+					t.Errorf("notices %v, want %v", got, want[name][mode])
+				}
+			})
+		}
+	}
+}
+
+// TestAckClearsOnEscalationAndRecovery: an escalation notifies and lifts the
+// acknowledgement; a recovery clears it.
+func TestAckClearsOnEscalationAndRecovery(t *testing.T) {
+	p := policy(t, "state_change", 1, RecoveryAuto)
+	prev := failing(3, time.Minute)
+	prev.NotifiedStatus = "WARNING"
+	prev.Ack = &state.Ack{By: "bob", At: t0}
+	next, d := Apply(p, prev, Inputs{Failed: true, Status: "CRITICAL"}, t0)
+	if d != Escalate || next.Ack != nil || next.NotifiedStatus != "CRITICAL" {
+		t.Errorf("escalation of an acked outage: decision %v ack %+v notified %q", d, next.Ack, next.NotifiedStatus)
+	}
+	next, d = Apply(p, prev, Inputs{Status: "OK"}, t0)
+	if d != Recover || next.Ack != nil {
+		t.Errorf("recovery of an acked outage: decision %v ack %+v", d, next.Ack)
 	}
 }

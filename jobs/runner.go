@@ -2,10 +2,12 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +22,7 @@ type Runner struct {
 	Sender   notify.Sender
 	Composer notify.Composer
 	// AlertContact receives notices of jobs without notify_to, and the
-	// runner's own (a corrupt state file).
+	// runner's own (a corrupt state file, a recipient that refuses mail).
 	AlertContact []string
 	Concurrency  int
 	Env          *Env
@@ -29,6 +31,22 @@ type Runner struct {
 	// Warn, if set, gets one line when mail stops going out (not on every
 	// failed run): cron mails a command's stderr, the last channel left.
 	Warn io.Writer
+	// Windows tells whether a maintenance window covers a job at a time,
+	// and which; nil means none.
+	Windows func(job string, now time.Time) (string, bool)
+	// Configured are the names of every job of the settings; with
+	// ForgetAfter set, records of other jobs that have not run for that
+	// long are dropped (hour and day runs only). History is how long
+	// events are kept (zero: forever).
+	Configured  map[string]bool
+	ForgetAfter time.Duration
+	History     time.Duration
+	// SettingsID identifies the settings as loaded: a recipient that
+	// refused mail permanently is retried at once when it changes.
+	SettingsID string
+	// Discovered are heartbeat services seen for the first time, which the
+	// state remembers from now on.
+	Discovered []state.Service
 }
 
 func (r *Runner) now() time.Time {
@@ -50,25 +68,53 @@ type Outcome struct {
 	Job      *Job
 	Result   Result
 	Decision Decision
+	// Cancelled is set when the invocation was stopped (SIGTERM) before the
+	// job finished: it is not a result, and nothing was recorded for it.
+	Cancelled bool
 }
+
+// claimMargin is added to a job's timeout for its claim, so that a claim
+// outlives a run that is merely slow.
+const claimMargin = time.Minute
 
 // Cron is one cron invocation of tier: it claims the due jobs (those of the
 // tier not yet run in their slot and not running elsewhere), runs them in
 // parallel, applies the rules, delivers the outbox and records the run.
-// Only a state file that cannot be locked, read or written is an error;
-// what the jobs find is recorded, not returned.
+// Only a state that cannot be locked, read or written is an error; what
+// the jobs find is recorded, not returned. When ctx is cancelled (SIGTERM),
+// the jobs cut short are not results: their slots are released and nothing
+// is recorded or sent for them; what finished is saved.
 func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, error) {
 	started := r.now()
 	pid := os.Getpid()
-	var due []*Job
+	type claimed struct {
+		job      *Job
+		prevSlot string
+	}
+	var due []claimed
 	var batch []state.Notice
-	err := r.Store.Update(ctx, func(f *state.File) error {
-		r.noteRecovered(f, started)
+	maxTimeout := time.Duration(0)
+	for _, j := range all {
+		if tier.Runs(j.Every) {
+			maxTimeout = max(maxTimeout, j.Timeout)
+		}
+	}
+	err := r.Store.Update(ctx, func(tx *state.Tx) error {
+		due = due[:0]
+		r.noteRecovered(tx, started)
+		for i := range r.Discovered {
+			if err := tx.PutService(&r.Discovered[i]); err != nil {
+				return err
+			}
+		}
 		for _, j := range all {
 			if !tier.Runs(j.Every) {
 				continue
 			}
-			st := f.Job(j.Name)
+			st, _, err := tx.Job(j.Name)
+			if err != nil {
+				r.resetDamaged(tx, j.Name, err, started)
+			}
 			slot := Slot(j.Every, started)
 			if st.LastSlot == slot {
 				continue
@@ -77,15 +123,35 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 				r.log().Info("job still running from an earlier invocation; not starting it again", "job", j.Name, "pid", c.PID, "since", c.Started)
 				continue
 			}
+			due = append(due, claimed{job: j, prevSlot: st.LastSlot})
 			st.LastSlot = slot
-			st.Running = &state.Claim{PID: pid, Started: started, Expires: started.Add(j.Timeout + time.Minute)}
-			due = append(due, j)
+			st.Running = &state.Claim{PID: pid, Started: started, Expires: started.Add(j.Timeout + claimMargin)}
+			if err := tx.PutJob(j.Name, &st); err != nil {
+				return err
+			}
+		}
+		h, err := tx.Health()
+		if err != nil {
+			h = state.Health{}
 		}
 		if len(due) == 0 {
-			f.LastRun = state.Run{Tier: string(tier), Started: started, Finished: r.now()}
-			batch = claimOutbox(f, pid, r.now())
+			h.LastRun = state.Run{Tier: string(tier), Started: started, Finished: r.now()}
+			h.Running = liveInvocations(h.Running, pid, started)
+			if err := r.housekeeping(tx, tier, started); err != nil {
+				return err
+			}
+			batch, err = r.claimOutbox(tx, pid, r.now())
+			if err != nil {
+				return err
+			}
+			if len(batch) == 0 {
+				tx.Lazy() // only "it ran" changed: no need to wait for the disk
+			}
+		} else {
+			h.Running = append(liveInvocations(h.Running, pid, started),
+				state.Claim{PID: pid, Started: started, Expires: started.Add(maxTimeout + deliveryTimeout + claimMargin)})
 		}
-		return nil
+		return tx.PutHealth(&h)
 	})
 	if err != nil {
 		return nil, err
@@ -93,7 +159,26 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 	if len(due) == 0 {
 		return nil, r.deliver(ctx, batch, pid)
 	}
-	return r.runAndRecord(ctx, due, pid, state.Run{Tier: string(tier), Started: started})
+	jobsDue := make([]*Job, len(due))
+	prevSlots := make([]string, len(due))
+	for i, c := range due {
+		jobsDue[i], prevSlots[i] = c.job, c.prevSlot
+	}
+	return r.runAndRecord(ctx, jobsDue, prevSlots, pid, tier, state.Run{Tier: string(tier), Started: started})
+}
+
+// liveInvocations keeps the entries of other invocations that may still be
+// running or that died recently (serve reports those), dropping expired
+// ones and this process's own.
+func liveInvocations(running []state.Claim, pid int, now time.Time) []state.Claim {
+	out := running[:0:0]
+	for _, c := range running {
+		if c.PID == pid || !now.Before(c.Expires) || c.Expires.Sub(c.Started) > state.MaxClaim {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // flushEvery is how often the results of finished jobs are recorded while
@@ -105,7 +190,7 @@ const flushEvery = 2 * time.Second
 // runAndRecord runs the claimed jobs, records their results as they finish
 // (in batches, at most every flushEvery), and at the end records the run
 // and delivers the outbox.
-func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, run state.Run) ([]Outcome, error) {
+func (r *Runner) runAndRecord(ctx context.Context, due []*Job, prevSlots []string, pid int, tier Tier, run state.Run) ([]Outcome, error) {
 	type finished struct {
 		i   int
 		res Result
@@ -121,17 +206,45 @@ func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, run stat
 	// claims the outbox. Results whose update failed stay pending.
 	flush := func(final bool) ([]state.Notice, error) {
 		var batch []state.Notice
-		err := r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
-			r.noteRecovered(f, r.now())
+		stopped := ctx.Err() != nil
+		err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+			now := r.now()
+			r.noteRecovered(tx, now)
 			for _, d := range pending {
-				outcomes[d.i] = r.record(f, due[d.i], d.res, pid)
+				if d.res.cancelled {
+					outcomes[d.i] = Outcome{Job: due[d.i], Result: d.res, Cancelled: true}
+					if err := r.release(tx, due[d.i], prevSlots[d.i], pid); err != nil {
+						return err
+					}
+					continue
+				}
+				oc, err := r.record(tx, due[d.i], d.res, pid)
+				if err != nil {
+					return err
+				}
+				outcomes[d.i] = oc
 			}
-			if final {
-				run.Finished = r.now()
-				f.LastRun = run
-				batch = claimOutbox(f, pid, r.now())
+			if !final {
+				return nil
 			}
-			return nil
+			h, err := tx.Health()
+			if err != nil {
+				h = state.Health{}
+			}
+			h.Running = liveInvocations(h.Running, pid, now)
+			if !stopped {
+				// A run stopped by a signal did not complete: it is not
+				// the last completed run peers judge freshness by.
+				run.Finished = now
+				h.LastRun = run
+				if err := r.housekeeping(tx, tier, now); err != nil {
+					return err
+				}
+				if batch, err = r.claimOutbox(tx, pid, now); err != nil {
+					return err
+				}
+			}
+			return tx.PutHealth(&h)
 		})
 		if err == nil {
 			pending = nil
@@ -161,6 +274,21 @@ func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, run stat
 	}
 }
 
+// release gives back the slot and claim of a job the invocation was stopped
+// before it finished, as if it had never been started.
+func (r *Runner) release(tx *state.Tx, j *Job, prevSlot string, pid int) error {
+	st, _, err := tx.Job(j.Name)
+	if err != nil {
+		return nil // a damaged record: the next run resets it
+	}
+	if st.Running == nil || st.Running.PID != pid {
+		return nil
+	}
+	st.Running = nil
+	st.LastSlot = prevSlot
+	return tx.PutJob(j.Name, &st)
+}
+
 // RunNow runs the jobs at once, ignoring their schedule. With record it
 // applies the rules, delivers notices and saves the state as cron would;
 // without, it touches nothing.
@@ -168,20 +296,31 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 	results := r.runAll(ctx, jobs)
 	outcomes := make([]Outcome, len(jobs))
 	for i, j := range jobs {
-		outcomes[i] = Outcome{Job: j, Result: results[i]}
+		outcomes[i] = Outcome{Job: j, Result: results[i], Cancelled: results[i].cancelled}
 	}
 	if !record {
 		return outcomes, nil
 	}
 	pid := os.Getpid()
 	var batch []state.Notice
-	err := r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
-		r.noteRecovered(f, r.now())
+	err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+		now := r.now()
+		r.noteRecovered(tx, now)
 		for i, j := range jobs {
-			outcomes[i] = r.record(f, j, results[i], pid)
+			if results[i].cancelled {
+				continue
+			}
+			oc, err := r.record(tx, j, results[i], pid)
+			if err != nil {
+				return err
+			}
+			outcomes[i] = oc
 		}
-		batch = claimOutbox(f, pid, r.now())
-		return nil
+		var err error
+		if ctx.Err() == nil {
+			batch, err = r.claimOutbox(tx, pid, now)
+		}
+		return err
 	})
 	if err != nil {
 		return outcomes, err
@@ -198,7 +337,8 @@ func (r *Runner) runAll(ctx context.Context, jobs []*Job) []Result {
 
 // runEach runs jobs in parallel, at most Concurrency at a time, calling
 // done (from the job's goroutine) as each finishes. It returns when all
-// have finished.
+// have finished. Jobs not started, or cut short, when ctx is cancelled are
+// passed as cancelled results.
 func (r *Runner) runEach(ctx context.Context, jobs []*Job, done func(i int, res Result)) {
 	n := r.Concurrency
 	if n <= 0 {
@@ -207,48 +347,196 @@ func (r *Runner) runEach(ctx context.Context, jobs []*Job, done func(i int, res 
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			done(i, Result{Status: Unknown, Message: "not run: checker was stopped", cancelled: true})
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			res := j.Run(ctx, r.Env)
-			r.log().Debug("job ran", "job", j.Name, "status", res.Status.String(), "message", res.Message, "duration", res.Duration)
+			if ctx.Err() != nil {
+				res.cancelled = true
+			}
+			r.log().Debug("job ran", "job", j.Name, "status", res.Status.String(), "message", res.Message, "duration", res.Duration, "cancelled", res.cancelled)
 			done(i, res)
 		}()
 	}
 	wg.Wait()
 }
 
-// record applies the rules to one result and queues any notice.
-func (r *Runner) record(f *state.File, j *Job, res Result, pid int) Outcome {
+// record applies the rules to one result, saves the job's record, and
+// queues any notice and the history's events.
+func (r *Runner) record(tx *state.Tx, j *Job, res Result, pid int) (Outcome, error) {
 	now := r.now()
-	st := f.Job(j.Name)
-	prev := *st
-	next, d := Apply(j.Policy, prev, j.Policy.Failed(res), now)
+	prev, _, err := tx.Job(j.Name)
+	if err != nil {
+		r.resetDamaged(tx, j.Name, err, now)
+	}
+	if res.Skipped {
+		// Not checked (the heartbeat store is down): the job keeps its
+		// state; only the reason is shown.
+		next := prev
+		next.LastRun = now
+		next.LastMessage = res.Message
+		if next.Running != nil && next.Running.PID == pid {
+			next.Running = nil
+		}
+		return Outcome{Job: j, Result: res}, tx.PutJob(j.Name, &next)
+	}
+	suppressed, why, err := r.suppressed(tx, j.Name, now)
+	if err != nil {
+		return Outcome{}, err
+	}
+	status := res.Status.String()
+	next, d := Apply(j.Policy, prev, Inputs{Failed: j.Policy.Failed(res), Status: status, Suppressed: suppressed}, now)
 	next.LastRun = now
-	next.LastStatus = res.Status.String()
+	if next.FirstRun.IsZero() {
+		next.FirstRun = now
+	}
+	next.LastDuration = res.Duration
+	next.LastStatus = status
 	next.LastMessage = res.Message
+	next.LastPerfdata = res.Perfdata
+	next.LastLongOutput = res.LongOutput
+	if !j.Policy.Failed(res) {
+		next.LastSuccess = now
+	}
 	next.Running = prev.Running
 	if next.Running != nil && next.Running.PID == pid {
 		next.Running = nil
 	}
-	*st = next
+	first := next.Failing && prev.NotifiedStatus == "" && (d == Alert || d == Escalate)
+	if next.Failing && next.Thread == "" && (d == Alert || d == Escalate) {
+		next.Thread = threadID(j.Name, next.FirstFailure)
+	}
+	if err := tx.PutJob(j.Name, &next); err != nil {
+		return Outcome{}, err
+	}
 	if j.OnResult != nil {
-		j.OnResult(f, res, now)
+		if err := j.OnResult(tx, res, now); err != nil {
+			return Outcome{}, err
+		}
+	}
+	// The history: state changes.
+	switch {
+	case next.Failing && !prev.Failing:
+		err = tx.AddEvent(state.Event{Time: now, Job: j.Name, Kind: state.EventFailing, Status: status, Message: res.Message})
+	case next.Failing && prev.Failing && prev.LastStatus != status && prev.LastStatus != "":
+		err = tx.AddEvent(state.Event{Time: now, Job: j.Name, Kind: state.EventEscalated, Status: status,
+			Message: fmt.Sprintf("%s → %s: %s", prev.LastStatus, status, res.Message)})
+	case !next.Failing && prev.Failing:
+		err = tx.AddEvent(state.Event{Time: now, Job: j.Name, Kind: state.EventRecovered, Status: status, Message: res.Message})
+	}
+	if err != nil {
+		return Outcome{}, err
 	}
 	to := j.Policy.NotifyTo
 	if len(to) == 0 {
 		to = r.recipients()
 	}
 	host := r.Composer.ServerName
+	var n *state.Notice
 	switch d {
-	case Alert:
-		f.Outbox = notify.Enqueue(f.Outbox, failureNotice(j, next, res, host, to, now))
+	case Alert, Escalate:
+		fn := failureNotice(j, next, res, host, to, now)
+		fn.First = first
+		if d == Escalate {
+			fn.Subject = fmt.Sprintf("%s escalated to %s: %s", j.Name, status, subjectMessage(res))
+		}
+		n = &fn
 	case Recover:
-		f.Outbox = notify.Enqueue(f.Outbox, recoveryNotice(j, prev, res, host, to, now))
+		rn := recoveryNotice(j, prev, res, host, to, now)
+		n = &rn
+	case Hold:
+		if prev.Held.IsZero() {
+			err = tx.AddEvent(state.Event{Time: now, Job: j.Name, Kind: state.EventHeld, Status: status,
+				Message: "notice held: " + why})
+		}
 	}
-	return Outcome{Job: j, Result: res, Decision: d}
+	if err != nil {
+		return Outcome{}, err
+	}
+	if n != nil {
+		if err := r.enqueue(tx, n); err != nil {
+			return Outcome{}, err
+		}
+	}
+	return Outcome{Job: j, Result: res, Decision: d}, nil
+}
+
+// suppressed reports whether a silence or a maintenance window covers the
+// job now, and which.
+func (r *Runner) suppressed(tx *state.Tx, job string, now time.Time) (bool, string, error) {
+	if r.Windows != nil {
+		if name, ok := r.Windows(job, now); ok {
+			return true, "maintenance window " + name, nil
+		}
+	}
+	silences, err := tx.Silences()
+	if err != nil {
+		return false, "", err
+	}
+	for _, s := range silences {
+		if now.Before(s.Until) && MatchName(s.Pattern, job) {
+			why := "silenced until " + s.Until.Format(timeLayout)
+			if s.By != "" {
+				why += " by " + s.By
+			}
+			if s.Reason != "" {
+				why += ": " + s.Reason
+			}
+			return true, why, nil
+		}
+	}
+	return false, "", nil
+}
+
+// enqueue puts n in the outbox, replacing a pending notice of the same job
+// and kind: the newer one says the same with fresher numbers, and a mail
+// server that was down for three runs must not cause three alerts. The
+// replaced notice's first-queued time is kept, so the mail can say how
+// long it was held back.
+func (r *Runner) enqueue(tx *state.Tx, n *state.Notice) error {
+	n.Queued = n.Created
+	if old, ok, err := tx.Notice(n.Job, n.Kind); err == nil && ok {
+		n.Queued = old.Queued
+		if n.Queued.IsZero() {
+			n.Queued = old.Created
+		}
+		// The outage's first notice has not reached everyone: this one
+		// still starts the thread for them.
+		n.First = n.First || old.First && !allDone(old)
+		// Keep what delivery to each recipient has gone through, for the
+		// mail ("held back since…") and status.
+		tries := map[string]state.Delivery{}
+		for _, d := range old.To {
+			if !d.Done {
+				tries[strings.ToLower(d.To)] = d
+			}
+		}
+		for i := range n.To {
+			if d, ok := tries[strings.ToLower(n.To[i].To)]; ok {
+				n.To[i].Attempts, n.To[i].LastTry, n.To[i].LastError = d.Attempts, d.LastTry, d.LastError
+			}
+		}
+	}
+	if err := tx.PutNotice(n); err != nil {
+		return err
+	}
+	return tx.AddEvent(state.Event{Time: n.Created, Job: n.Job, Kind: state.EventQueued, Status: n.Status, Message: n.Subject, To: n.Recipients()})
+}
+
+func allDone(n state.Notice) bool {
+	for _, d := range n.To {
+		if !d.Done {
+			return false
+		}
+	}
+	return true
 }
 
 // recipients are the alert contacts, or a placeholder that nomail prints.
@@ -259,19 +547,104 @@ func (r *Runner) recipients() []string {
 	return []string{"(alertcontact not set)"}
 }
 
-// noteRecovered queues a notice when Update had to replace a corrupt state.
-func (r *Runner) noteRecovered(f *state.File, now time.Time) {
-	if f.Recovered == "" {
+// noteRecovered queues a notice when the store had to replace a corrupt
+// state file.
+func (r *Runner) noteRecovered(tx *state.Tx, now time.Time) {
+	msg := tx.TakeRecovered()
+	if msg == "" {
 		return
 	}
-	r.log().Error("state file replaced", "reason", f.Recovered)
-	f.Outbox = notify.Enqueue(f.Outbox, state.Notice{
-		Job: "state", Kind: state.KindSystem, To: r.recipients(), Created: now,
-		Subject: "state file was corrupt and has been replaced",
-		Body: fmt.Sprintf("checker on %s could not read its state file.\n\n%s\n\nJobs start over from a clean state: streaks and notification times were reset.\n",
-			r.Composer.ServerName, f.Recovered),
+	r.log().Error("state file replaced", "reason", msg)
+	r.systemNotice(tx, "state", "state file was corrupt and has been replaced",
+		fmt.Sprintf("checker on %s could not read its state file.\n\n%s\n\nJobs start over from a clean state: streaks and notification times were reset.\n",
+			r.Composer.ServerName, msg), r.recipients(), now)
+	_ = tx.AddEvent(state.Event{Time: now, Kind: state.EventState, Message: msg})
+}
+
+// resetDamaged notes that one job's record could not be read; the job
+// starts afresh (its record is overwritten).
+func (r *Runner) resetDamaged(tx *state.Tx, job string, err error, now time.Time) {
+	r.log().Error("job record unreadable; starting the job afresh", "job", job, "error", err)
+	_ = tx.AddEvent(state.Event{Time: now, Job: job, Kind: state.EventState, Message: "record unreadable, reset: " + err.Error()})
+}
+
+// systemNotice queues a notice of checker itself.
+func (r *Runner) systemNotice(tx *state.Tx, job, subject, body string, to []string, now time.Time) {
+	if len(to) == 0 {
+		return // nobody else to tell
+	}
+	n := state.Notice{Job: job, Kind: state.KindSystem, Subject: subject, Body: body, Created: now, Status: "CRITICAL"}
+	for _, t := range to {
+		n.To = append(n.To, state.Delivery{To: t})
+	}
+	if err := r.enqueue(tx, &n); err != nil {
+		r.log().Error("cannot queue notice", "subject", subject, "error", err)
+	}
+}
+
+// housekeeping drops what the state no longer needs, in hour and day runs
+// only (a minute run stays cheap): records of jobs no longer configured
+// that have not run for ForgetAfter, and history older than History.
+func (r *Runner) housekeeping(tx *state.Tx, tier Tier, now time.Time) error {
+	if tier == Minute {
+		return nil
+	}
+	if r.History > 0 {
+		if _, err := tx.PruneEvents(now.Add(-r.History)); err != nil {
+			return err
+		}
+	}
+	if r.ForgetAfter <= 0 || r.Configured == nil {
+		return nil
+	}
+	remembered := map[string]bool{}
+	services, err := tx.Services()
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		remembered[strings.ToLower(s.Name)] = true
+	}
+	var drop []string
+	err = tx.ForEachJob(func(name string, j state.Job, derr error) error {
+		if r.Configured[name] || isHeartbeatOf(name, remembered) {
+			return nil
+		}
+		last := j.LastRun
+		if j.Running != nil && j.Running.Started.After(last) {
+			last = j.Running.Started
+		}
+		if derr != nil || now.Sub(last) > r.ForgetAfter {
+			drop = append(drop, name)
+		}
+		return nil
 	})
-	f.Recovered = ""
+	if err != nil {
+		return err
+	}
+	for _, name := range drop {
+		if err := tx.DeleteJob(name); err != nil {
+			return err
+		}
+		if err := tx.AddEvent(state.Event{Time: now, Job: name, Kind: state.EventForgotten,
+			Message: fmt.Sprintf("no longer configured and not run for %s", r.ForgetAfter)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isHeartbeatOf reports whether a job name is the discovered heartbeat job
+// of a remembered service ("heartbeat:NAME" or "heartbeat:NAME#2").
+func isHeartbeatOf(job string, remembered map[string]bool) bool {
+	svc, ok := strings.CutPrefix(job, "heartbeat:")
+	if !ok {
+		return false
+	}
+	if i := strings.LastIndexByte(svc, '#'); i > 0 {
+		svc = svc[:i]
+	}
+	return remembered[strings.ToLower(svc)]
 }
 
 // deliveryTimeout bounds one invocation's delivery of the outbox. Sends run
@@ -279,77 +652,250 @@ func (r *Runner) noteRecovered(f *state.File, now time.Time) {
 // the next cron minute even when the mail server hangs.
 const deliveryTimeout = 45 * time.Second
 
-// claimOutbox marks the notices this invocation will deliver: all those not
-// being delivered by another live invocation. It returns copies to send
-// once the state lock is released. Called under the lock.
-func claimOutbox(f *state.File, pid int, now time.Time) []state.Notice {
+// permanentRetry is how often a recipient that refused mail permanently
+// (SMTP 5xx) is tried again while the settings stay the same.
+const permanentRetry = time.Hour
+
+// claimOutbox marks the notices this invocation will deliver: all those
+// not being delivered by another live invocation, each with only the
+// recipients that are due (a recipient that refused permanently waits an
+// hour). It returns copies to send once the lock is released.
+func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Notice, error) {
+	if tx.OutboxLen() == 0 {
+		return nil, nil
+	}
+	outbox, err := tx.Outbox()
+	if err != nil {
+		r.log().Error("outbox partly unreadable", "error", err)
+	}
+	holdBack := map[string]bool{}
+	recs, err := tx.Recipients()
+	if err != nil {
+		return nil, err
+	}
+	for _, rc := range recs {
+		if rc.Failing && rc.Permanent && rc.Settings == r.SettingsID && now.Sub(rc.LastTry) < permanentRetry {
+			holdBack[rc.To] = true
+		}
+	}
 	var batch []state.Notice
-	for i := range f.Outbox {
-		n := &f.Outbox[i]
+	for i := range outbox {
+		n := &outbox[i]
 		if c := n.Sending; c != nil && c.PID != pid && c.Alive(now) {
 			continue
 		}
-		n.Sending = &state.Claim{PID: pid, Started: now, Expires: now.Add(deliveryTimeout + time.Minute)}
 		c := *n
+		c.To = nil
+		for _, d := range n.To {
+			if !d.Done && !holdBack[strings.ToLower(d.To)] {
+				c.To = append(c.To, d)
+			}
+		}
+		if len(c.To) == 0 {
+			continue
+		}
+		n.Sending = &state.Claim{PID: pid, Started: now, Expires: now.Add(deliveryTimeout + time.Minute)}
+		if err := tx.PutNotice(n); err != nil {
+			return nil, err
+		}
 		c.Sending = nil
 		batch = append(batch, c)
 	}
-	return batch
+	return batch, nil
 }
 
 // deliver sends batch with the state lock released, so that a slow or
 // hung mail server never holds up another invocation, then records in a
-// short update what went out: delivered notices leave the outbox (and a
-// failure's job gets its last-notified time); the rest stay, with the
-// error, for the next run. It also records the health of the mail path.
+// short update what went out: each recipient that got a notice is marked,
+// so it never gets it again; a notice that reached everyone leaves the
+// outbox; a failure's job gets its last-notified time when the notice
+// reached anyone. Recipients that refuse mail permanently are reported once
+// to the others. It also records the health of the mail path.
 func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
-	remaining, rep := notify.Deliver(sendCtx, r.Sender, r.Composer, batch)
+	sendCtx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	rep := notify.Deliver(sendCtx, r.Sender, r.Composer, batch)
 	cancel()
-	if rep.Err != nil {
-		r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err, "pending", len(remaining))
+	if len(rep.Failed) > 0 {
+		r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err())
 	}
-	key := func(n state.Notice) string { return fmt.Sprintf("%s\x00%s\x00%d", n.Job, n.Kind, n.Created.UnixNano()) }
-	left := map[string]state.Notice{}
-	for _, n := range remaining {
-		left[key(n)] = n
-	}
-	return r.Store.Update(context.WithoutCancel(ctx), func(f *state.File) error {
+	return r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
 		now := r.now()
-		var outbox []state.Notice
-		for _, n := range f.Outbox {
-			if n.Sending == nil || n.Sending.PID != pid {
-				outbox = append(outbox, n) // someone else's, or new since the claim
+		for _, sent := range batch {
+			cur, ok, err := tx.Notice(sent.Job, sent.Kind)
+			if err != nil || !ok {
 				continue
 			}
-			if l, ok := left[key(n)]; ok {
-				l.Sending = nil
-				outbox = append(outbox, l)
+			replaced := !cur.Created.Equal(sent.Created)
+			var got, rejected []string
+			for _, d := range sent.To {
+				key := strings.ToLower(d.To)
+				if rep.Delivered[key] {
+					got = append(got, d.To)
+				} else if notify.IsPermanent(rep.Failed[key]) {
+					rejected = append(rejected, d.To)
+				}
 			}
-			// otherwise delivered to everyone: it leaves the outbox
+			if len(got) > 0 {
+				if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: state.EventDelivered, Status: sent.Status, Message: sent.Subject, To: got}); err != nil {
+					return err
+				}
+				if sent.Kind == state.KindFailure {
+					if err := r.noteNotified(tx, sent.Job, now); err != nil {
+						return err
+					}
+				}
+			}
+			if len(rejected) > 0 {
+				if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: state.EventRejected, Status: sent.Status,
+					Message: sent.Subject, To: rejected}); err != nil {
+					return err
+				}
+			}
+			if replaced {
+				continue // a newer notice took its place; it goes out on its own
+			}
+			if cur.Sending != nil && cur.Sending.PID == pid {
+				cur.Sending = nil
+			}
+			for i := range cur.To {
+				d := &cur.To[i]
+				key := strings.ToLower(d.To)
+				if rep.Delivered[key] {
+					d.Done = true
+					d.LastError = ""
+				} else if ferr, ok := rep.Failed[key]; ok {
+					d.Attempts++
+					d.LastTry = now
+					d.LastError = ferr.Error()
+				}
+			}
+			if allDone(cur) {
+				err = tx.DeleteNotice(cur.Job, cur.Kind)
+			} else {
+				err = tx.PutNotice(&cur)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		f.Outbox = outbox
-		for _, n := range rep.Delivered {
-			if st := f.Jobs[n.Job]; n.Kind == state.KindFailure && st != nil && st.Failing {
-				st.LastNotified = now
-			}
+		if err := r.noteRecipients(tx, rep, now); err != nil {
+			return err
 		}
-		if rep.Attempted {
-			wasOK := f.Mail.SendAt.IsZero() || f.Mail.SendOK
-			if rep.Err != nil && wasOK && r.Warn != nil {
-				fmt.Fprintf(r.Warn, "checker: cannot send mail; %d notice(s) kept in the outbox and retried every run: %s\n",
-					len(remaining), strings.ReplaceAll(rep.Err.Error(), "\n", "; "))
-			}
-			f.Mail.SendAt = now
-			f.Mail.SendOK = rep.Err == nil
-			f.Mail.SendError = ""
-			if rep.Err != nil {
-				f.Mail.SendError = rep.Err.Error()
-			}
-		}
-		return nil
+		return r.noteMailHealth(tx, rep, now)
 	})
+}
+
+// noteNotified advances a failing job's last-notified time: a notice of its
+// outage reached someone.
+func (r *Runner) noteNotified(tx *state.Tx, job string, now time.Time) error {
+	st, found, err := tx.Job(job)
+	if err != nil || !found || !st.Failing {
+		return nil
+	}
+	st.LastNotified = now
+	return tx.PutJob(job, &st)
+}
+
+// noteRecipients records the delivery health of each recipient tried and
+// reports, once, a recipient that refuses mail permanently to the others.
+func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) error {
+	for _, to := range sortedKeys(rep.Delivered) {
+		rc, found, _ := tx.Recipient(to)
+		if !found {
+			continue
+		}
+		if rc.Reported {
+			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("mail to %s works again", to),
+				fmt.Sprintf("checker on %s can deliver to %s again; it had refused mail since %s (%s).\n",
+					r.Composer.ServerName, to, rc.Since.Format(timeLayout), rc.LastError), others(r.AlertContact, to), now)
+		}
+		if err := tx.DeleteRecipient(to); err != nil {
+			return err
+		}
+	}
+	for _, to := range sortedKeys(rep.Failed) {
+		ferr := rep.Failed[to]
+		rc, found, _ := tx.Recipient(to)
+		if !found || !rc.Failing {
+			rc = state.Recipient{To: to, Failing: true, Since: now}
+		}
+		rc.Permanent = notify.IsPermanent(ferr)
+		rc.LastTry = now
+		rc.LastError = ferr.Error()
+		rc.Settings = r.SettingsID
+		if rc.Permanent && !rc.Reported {
+			rc.Reported = true
+			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("mail to %s is refused", to),
+				fmt.Sprintf("checker on %s cannot deliver to %s: the server refused it permanently:\n\n  %s\n\n"+
+					"Notices for %s stay queued and are retried at most hourly, or at once when the settings change.\n"+
+					"Check the address in alertcontact or notify_to.\n", r.Composer.ServerName, to, ferr, to), others(r.AlertContact, to), now)
+			r.log().Error("recipient refuses mail permanently", "recipient", to, "error", ferr)
+		}
+		if err := tx.PutRecipient(&rc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteMailHealth records whether the mail path works, as peers see it. A
+// recipient that refuses permanently does not make mail unhealthy while
+// others get their mail; a transient failure (the server is down, refuses
+// the login) does.
+func (r *Runner) noteMailHealth(tx *state.Tx, rep notify.Report, now time.Time) error {
+	if !rep.Attempted {
+		return nil
+	}
+	h, err := tx.Health()
+	if err != nil {
+		h = state.Health{}
+	}
+	var transient []error
+	permanent := 0
+	for _, to := range sortedKeys(rep.Failed) {
+		if notify.IsPermanent(rep.Failed[to]) {
+			permanent++
+		} else {
+			transient = append(transient, fmt.Errorf("mail to %s: %w", to, rep.Failed[to]))
+		}
+	}
+	ok := len(transient) == 0 && (permanent == 0 || len(rep.Delivered) > 0)
+	wasOK := h.Mail.SendAt.IsZero() || h.Mail.SendOK
+	if !ok && wasOK && r.Warn != nil {
+		fmt.Fprintf(r.Warn, "checker: cannot send mail; notices are kept in the outbox and retried every run: %s\n",
+			strings.ReplaceAll(rep.Err().Error(), "\n", "; "))
+	}
+	h.Mail.SendAt = now
+	h.Mail.SendOK = ok
+	h.Mail.SendError = ""
+	if !ok {
+		h.Mail.SendError = rep.Err().Error()
+		if len(transient) > 0 {
+			h.Mail.SendError = errors.Join(transient...).Error()
+		}
+	}
+	return tx.PutHealth(&h)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// others are the recipients except one.
+func others(all []string, except string) []string {
+	var out []string
+	for _, a := range all {
+		if !strings.EqualFold(a, except) {
+			out = append(out, a)
+		}
+	}
+	return out
 }

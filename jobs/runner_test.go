@@ -50,16 +50,12 @@ func TestCronRecordsFinishedJobsWhileOthersRun(t *testing.T) {
 	// Wait (with a generous guard) until the fast job's result is on disk.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		f, err := store.Read()
-		if err != nil {
-			t.Fatal(err)
-		}
-		fast, slowState := f.Jobs["tcp:fast"], f.Jobs["gate:slow"]
-		if fast != nil && !fast.LastRun.IsZero() {
+		fast, slowState := readJob(t, store, "tcp:fast"), readJob(t, store, "gate:slow")
+		if !fast.LastRun.IsZero() {
 			if fast.Running != nil || fast.LastStatus != "CRITICAL" {
 				t.Errorf("finished job still claimed or wrongly recorded: %+v", fast)
 			}
-			if slowState == nil || slowState.Running == nil {
+			if slowState.Running == nil {
 				t.Errorf("the slow job should still be claimed: %+v", slowState)
 			}
 			break
@@ -78,11 +74,38 @@ func TestCronRecordsFinishedJobsWhileOthersRun(t *testing.T) {
 	if err := <-ran; err != nil {
 		t.Fatal(err)
 	}
-	f, err := store.Read()
+	h := readHealth(t, store)
+	if j := readJob(t, store, "gate:slow"); j.Running != nil || j.LastStatus != "OK" || h.LastRun.Finished.IsZero() {
+		t.Errorf("after the run: slow job %+v, last run %+v", j, h.LastRun)
+	}
+}
+
+// readJob reads one job's record (zero when there is none).
+func readJob(t *testing.T, store *state.Store, name string) state.Job {
+	t.Helper()
+	var j state.Job
+	err := store.View(func(tx *state.Tx) error {
+		var err error
+		j, _, err = tx.Job(name)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j := f.Jobs["gate:slow"]; j.Running != nil || j.LastStatus != "OK" || f.LastRun.Finished.IsZero() {
-		t.Errorf("after the run: slow job %+v, last run %+v", j, f.LastRun)
+	return j
+}
+
+// readHealth reads the health record.
+func readHealth(t *testing.T, store *state.Store) state.Health {
+	t.Helper()
+	var h state.Health
+	err := store.View(func(tx *state.Tx) error {
+		var err error
+		h, err = tx.Health()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return h
 }

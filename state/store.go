@@ -3,29 +3,45 @@ package state
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
+
+// Version is the database schema this build writes. Version 1 was the JSON
+// state file of earlier releases, which is migrated on first use.
+const Version = 2
 
 // ErrLocked is returned by Update when another invocation held the lock
 // for longer than the store's LockWait.
 var ErrLocked = errors.New("state file is locked by another checker")
 
-// MaxSize bounds the state file read into memory.
-const MaxSize = 256 << 20
+// ErrBusy is returned by View when a writer kept the database for longer
+// than the store's ReadWait.
+var ErrBusy = errors.New("state file is busy: a cron run is writing it")
 
-// Store is the state file at Path. The zero LockWait means 50 seconds: a
-// little less than the minute between cron invocations.
+// Store is the state database at Path. A writer (Update) holds an exclusive
+// lock on PATH.lock for the length of its transaction; readers (View) take
+// a shared lock on the database file for theirs. Both are short: a cron run
+// opens the database only to claim jobs and to record what they found.
 type Store struct {
-	Path     string
+	Path string
+	// LockWait bounds how long Update waits for another writer; zero means
+	// 50 seconds, a little less than the minute between cron invocations.
 	LockWait time.Duration
+	// ReadWait bounds how long View waits for a writer; zero means 1 second.
+	ReadWait time.Duration
 	// Now stamps the names of files moved aside; nil means time.Now.
 	Now func() time.Time
 }
@@ -37,38 +53,7 @@ func (s *Store) now() time.Time {
 	return time.Now()
 }
 
-// Read returns the state as last saved, without taking the lock: saves are
-// atomic, so a reader sees either the old or the new file. A missing file
-// is an empty state. A corrupt one is an error (only Update moves it aside).
-func (s *Store) Read() (*File, error) { return s.read() }
-
-func (s *Store) read() (*File, error) {
-	fh, err := os.Open(s.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return New(), nil
-	}
-	if err != nil {
-		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("unreadable: %w", err)}
-	}
-	defer fh.Close()
-	var buf bytes.Buffer
-	if fi, err := fh.Stat(); err == nil && fi.Size() > 0 && fi.Size() <= MaxSize {
-		buf.Grow(int(fi.Size()) + bytes.MinRead) // one allocation, not a doubling series
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(fh, MaxSize+1)); err != nil {
-		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("unreadable: %w", err)}
-	}
-	if buf.Len() > MaxSize {
-		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("larger than %d MiB", MaxSize>>20)}
-	}
-	f, err := Decode(buf.Bytes())
-	if err != nil {
-		return nil, &CorruptError{Path: s.Path, Err: err}
-	}
-	return f, nil
-}
-
-// CorruptError says the state file could not be decoded.
+// CorruptError says the state file is not a database this checker can use.
 type CorruptError struct {
 	Path string
 	Err  error
@@ -79,41 +64,46 @@ func (e *CorruptError) Error() string {
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-// Decode parses a state file's bytes and checks that they make sense.
-func Decode(b []byte) (*File, error) {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, errors.New("file is empty")
-	}
-	// Decode into a zero File, not New(): a document without a version
-	// (or the bare JSON null) must fail the version check below.
-	f := &File{}
-	// Unmarshal rejects trailing data after the document by itself.
-	if err := json.Unmarshal(b, f); err != nil {
-		return nil, fmt.Errorf("not valid state JSON: %w", err)
-	}
-	if f.Version < 1 || f.Version > Version {
-		return nil, fmt.Errorf("unknown format version %d (this checker writes %d)", f.Version, Version)
-	}
-	if f.Jobs == nil {
-		f.Jobs = map[string]*Job{}
-	}
-	for name, j := range f.Jobs {
-		if j == nil {
-			delete(f.Jobs, name)
-			continue
-		}
-		if j.Failures < 0 {
-			return nil, fmt.Errorf("job %q has a negative failure count", name)
-		}
-	}
-	return f, nil
+// NewerError says the state file was written by a newer checker. It is
+// refused, never misread or replaced.
+type NewerError struct {
+	Path    string
+	Version int
 }
 
-// Update locks the state file, loads it, calls fn, and saves what fn left
-// if fn returns nil. A corrupt file is moved aside to PATH.corrupt-TIME and
-// fn gets a fresh state with Recovered saying so. The lock is held for the
-// duration of fn.
-func (s *Store) Update(ctx context.Context, fn func(*File) error) error {
+func (e *NewerError) Error() string {
+	return fmt.Sprintf("state file %s was written by a newer checker (format %d; this one reads up to %d): upgrade checker, or point [general] statefile elsewhere", e.Path, e.Version, Version)
+}
+
+// PermissionError says the state cannot be used by this user. It is not
+// corruption: nothing is moved aside or changed.
+type PermissionError struct {
+	Path  string
+	Owner string // the file's (or directory's) owner
+	User  string // who is running
+	Err   error
+	// Foreign is set when root refused to write a state another user owns.
+	Foreign bool
+}
+
+func (e *PermissionError) Error() string {
+	if e.Foreign {
+		return fmt.Sprintf("state file %s belongs to %s; running as %s would take it over: run checker as that user (sudo -u %s checker …)", e.Path, e.Owner, e.User, e.Owner)
+	}
+	return fmt.Sprintf("cannot use state file %s (owner %s) as user %s: %v", e.Path, e.Owner, e.User, e.Err)
+}
+func (e *PermissionError) Unwrap() error { return e.Err }
+
+// Update locks the state, opens the database and runs fn in one read-write
+// transaction, committed when fn returns nil. A file that is not a valid
+// database (or a JSON file that is not a state of ours) is moved aside to
+// PATH.corrupt-TIME, never deleted, and a fresh database takes its place;
+// the first transaction that calls Tx.TakeRecovered learns of it. A JSON
+// state of an earlier release is migrated, and kept as PATH.json-migrated.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	if err := s.checkOwner(); err != nil {
+		return err
+	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -121,78 +111,474 @@ func (s *Store) Update(ctx context.Context, fn func(*File) error) error {
 	defer unlock()
 	s.removeStaleTemps()
 
-	f, err := s.read()
-	var corrupt *CorruptError
-	if errors.As(err, &corrupt) {
-		aside := fmt.Sprintf("%s.corrupt-%s", s.Path, s.now().UTC().Format("20060102T150405.000000000Z"))
-		if rerr := os.Rename(s.Path, aside); rerr != nil {
-			return fmt.Errorf("%v; and it could not be moved aside: %w", err, rerr)
+	db, err := s.openWrite()
+	if err != nil {
+		return err
+	}
+	var fnErr error
+	err = s.update(db, func(tx *Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	var pe *panicError
+	if err != nil && fnErr == nil && !errors.As(err, &pe) {
+		// The commit failed (disk full, file size limit, I/O error): bbolt
+		// rolled it back, and the last committed state stands.
+		err = fmt.Errorf("cannot save state to %s (the previous state is kept): %w", s.Path, err)
+	}
+	if cerr := db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("cannot save state to %s: %w", s.Path, cerr)
+	}
+	if errors.As(err, &pe) {
+		// bbolt panics on damaged pages. If the file fails its check, it
+		// is corrupt: move it aside like any other; the caller's work is
+		// lost for this run, the next starts fresh.
+		if cerr := s.verify(); cerr != nil {
+			return cerr
 		}
-		f = New()
-		f.Recovered = fmt.Sprintf("%v; moved aside to %s and started a fresh state", corrupt, aside)
-	} else if err != nil {
-		return err
 	}
-	if err := fn(f); err != nil {
-		return err
-	}
-	return s.save(f)
+	return err
 }
 
-// removeStaleTemps deletes temporary files left by a save that was killed
-// before its rename. Saves only happen under the lock, which the caller
-// holds, so no temporary file in use can match.
-func (s *Store) removeStaleTemps() {
-	stale, _ := filepath.Glob(s.Path + ".tmp-*")
-	for _, p := range stale {
-		os.Remove(p)
+// View opens the database read-only and runs fn in a read transaction. A
+// missing file is an empty state. A corrupt file is an error; only Update
+// moves it aside. A JSON state of an earlier release is migrated first.
+func (s *Store) View(fn func(*Tx) error) error {
+	kind, err := s.sniff()
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fn(&Tx{store: s})
+	case err != nil:
+		return s.classify(err)
+	case kind == fileJSON:
+		// Migrate a state of an earlier release (serve may start before
+		// the first cron run); a JSON file that is not one is reported,
+		// and only Update moves it aside.
+		if err := s.checkJSON(); err != nil {
+			return err
+		}
+		if err := s.Update(context.Background(), func(*Tx) error { return nil }); err != nil {
+			return err
+		}
 	}
+	wait := s.ReadWait
+	if wait == 0 {
+		wait = time.Second
+	}
+	db, err := bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: wait})
+	if errors.Is(err, fs.ErrNotExist) {
+		return fn(&Tx{store: s})
+	}
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fmt.Errorf("%w (%s)", ErrBusy, s.Path)
+	}
+	if err != nil {
+		var pathErr *fs.PathError
+		if perr := s.permission(err); perr != nil || errors.As(err, &pathErr) {
+			return s.classify(err)
+		}
+		return &CorruptError{Path: s.Path, Err: err} // bbolt refused the contents
+	}
+	defer db.Close()
+	if err := s.validate(db); err != nil {
+		return err
+	}
+	return guard(func() error {
+		return db.View(func(btx *bolt.Tx) error { return fn(&Tx{store: s, btx: btx}) })
+	})
 }
 
-// save writes f atomically: temporary file in the same directory, fsync,
-// rename over the old file, fsync of the directory.
-func (s *Store) save(f *File) error {
-	f.Version = Version
-	// Compact JSON: indenting a state of thousands of jobs costs a third
-	// of the save (checker status --json is the readable view).
-	data, err := json.Marshal(f)
+// checkJSON reports whether the JSON file at Path is a state of an earlier
+// release, as a CorruptError when it is not.
+func (s *Store) checkJSON() error {
+	fh, err := os.Open(s.Path)
 	if err != nil {
-		return fmt.Errorf("cannot encode state: %w", err)
+		return s.classify(err)
 	}
-	data = append(data, '\n')
-	dir := filepath.Dir(s.Path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(s.Path)+".tmp-*")
+	b, err := io.ReadAll(io.LimitReader(fh, maxJSONState+1))
+	fh.Close()
 	if err != nil {
-		return fmt.Errorf("cannot save state: %w", err)
+		return s.classify(err)
 	}
-	tmpName := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmpName)
-		return fmt.Errorf("cannot save state to %s (the previous state is kept): %w", s.Path, err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("cannot save state to %s (the previous state is kept): %w", s.Path, err)
-	}
-	if err := os.Rename(tmpName, s.Path); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("cannot save state to %s (the previous state is kept): %w", s.Path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if _, err := decodeJSONState(b); err != nil {
+		return &CorruptError{Path: s.Path, Err: err}
 	}
 	return nil
+}
+
+// update runs fn in a transaction, making the buckets first.
+func (s *Store) update(db *bolt.DB, fn func(*Tx) error) error {
+	return guard(func() error {
+		return db.Update(func(btx *bolt.Tx) error {
+			if err := ensureBuckets(btx); err != nil {
+				return err
+			}
+			tx := &Tx{store: s, btx: btx, db: db, writable: true}
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return nil
+		})
+	})
+}
+
+// panicError is a panic recovered from the database code.
+type panicError struct {
+	val   any
+	stack string
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("state database: internal error: %v", p.val) }
+
+// guard runs f, turning a panic (bbolt panics on damaged pages) or a memory
+// fault (a page beyond the end of a truncated file) into an error.
+func guard(f func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if p := recover(); p != nil {
+			err = &panicError{val: p, stack: string(debug.Stack())}
+		}
+	}()
+	return f()
+}
+
+var bucketNames = [][]byte{bMeta, bJobs, bOutbox, bEvents, bEventIdx, bSilences, bServices, bRecipients}
+
+var (
+	bMeta       = []byte("meta")
+	bJobs       = []byte("jobs")
+	bOutbox     = []byte("outbox")
+	bEvents     = []byte("events")
+	bEventIdx   = []byte("events-by-job")
+	bSilences   = []byte("silences")
+	bServices   = []byte("services")
+	bRecipients = []byte("recipients")
+
+	keyVersion   = []byte("version")
+	keyHealth    = []byte("health")
+	keyRecovered = []byte("recovered")
+)
+
+func ensureBuckets(btx *bolt.Tx) error {
+	meta := btx.Bucket(bMeta)
+	if meta == nil {
+		for _, name := range bucketNames {
+			if _, err := btx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("state database: %w", err)
+			}
+		}
+		meta = btx.Bucket(bMeta)
+		return meta.Put(keyVersion, []byte(strconv.Itoa(Version)))
+	}
+	return nil
+}
+
+type fileKind int
+
+const (
+	fileMissing fileKind = iota
+	fileEmpty
+	fileJSON
+	fileOther
+)
+
+// sniff tells a JSON state (of an earlier release) from anything else by
+// its first non-blank byte.
+func (s *Store) sniff() (fileKind, error) {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return fileMissing, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fileOther, err
+	}
+	if fi.IsDir() {
+		return fileOther, nil
+	}
+	var buf [64]byte
+	n, err := f.Read(buf[:])
+	if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
+		return fileEmpty, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fileOther, err
+	}
+	if t := bytes.TrimLeft(buf[:n], " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		return fileJSON, nil
+	}
+	return fileOther, nil
+}
+
+// openWrite opens the database for writing, migrating a JSON state and
+// replacing a corrupt file. The caller holds the lock.
+func (s *Store) openWrite() (*bolt.DB, error) {
+	kind, err := s.sniff()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if perr := s.permission(err); perr != nil {
+			return nil, perr
+		}
+		return s.replaceCorrupt(err)
+	}
+	if kind == fileJSON {
+		if err := s.migrate(); err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				return s.replaceCorrupt(ce.Err)
+			}
+			return nil, err
+		}
+	}
+	db, err := s.boltOpen()
+	if err != nil {
+		if perr := s.permission(err); perr != nil {
+			return nil, perr
+		}
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w (a reader held %s too long)", ErrLocked, s.Path)
+		}
+		return s.replaceCorrupt(err)
+	}
+	if err := s.validate(db); err != nil {
+		db.Close()
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return s.replaceCorrupt(ce.Err)
+		}
+		return nil, err
+	}
+	return db, nil
+}
+
+func (s *Store) boltOpen() (*bolt.DB, error) {
+	wait := s.LockWait
+	if wait == 0 || wait > 10*time.Second {
+		wait = 10 * time.Second // readers hold the file only for a moment
+	}
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(s.Path, 0o600, &bolt.Options{Timeout: wait})
+		return err
+	})
+	return db, err
+}
+
+// validate checks what bbolt does not: the schema version, and that the
+// pages the meta page claims lie within the file (a truncated file would
+// otherwise fault when they are read).
+func (s *Store) validate(db *bolt.DB) error {
+	fi, err := os.Stat(s.Path)
+	if err != nil {
+		return s.classify(err)
+	}
+	return guard(func() error {
+		return db.View(func(btx *bolt.Tx) error {
+			if btx.Size() > fi.Size() {
+				return &CorruptError{Path: s.Path, Err: fmt.Errorf("truncated: %d bytes where the database needs %d", fi.Size(), btx.Size())}
+			}
+			meta := btx.Bucket(bMeta)
+			if meta == nil {
+				if btx.Bucket(bJobs) != nil {
+					return &CorruptError{Path: s.Path, Err: errors.New("database without its meta bucket")}
+				}
+				foreign := false
+				_ = btx.ForEach(func([]byte, *bolt.Bucket) error { foreign = true; return nil })
+				if foreign {
+					return &CorruptError{Path: s.Path, Err: errors.New("a bbolt database that is not a checker state")}
+				}
+				return nil // a fresh database
+			}
+			v, err := strconv.Atoi(string(meta.Get(keyVersion)))
+			if err != nil || v < 2 {
+				return &CorruptError{Path: s.Path, Err: fmt.Errorf("unknown schema version %q", meta.Get(keyVersion))}
+			}
+			if v > Version {
+				return &NewerError{Path: s.Path, Version: v}
+			}
+			return nil
+		})
+	})
+}
+
+// classify turns an error opening the file into a PermissionError, a
+// CorruptError, or itself.
+func (s *Store) classify(err error) error {
+	if perr := s.permission(err); perr != nil {
+		return perr
+	}
+	var ne *NewerError
+	var ce *CorruptError
+	if errors.As(err, &ne) || errors.As(err, &ce) {
+		return err
+	}
+	var pe *panicError
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) ||
+		errors.Is(err, bolterrors.ErrVersionMismatch) || errors.Is(err, syscall.EISDIR) || errors.As(err, &pe) {
+		return &CorruptError{Path: s.Path, Err: err}
+	}
+	return fmt.Errorf("state file %s: %w", s.Path, err)
+}
+
+// permission returns a PermissionError when err is a lack of permission.
+func (s *Store) permission(err error) error {
+	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+		return nil
+	}
+	path := s.Path
+	if _, serr := os.Stat(path); serr != nil {
+		path = filepath.Dir(path)
+	}
+	return &PermissionError{Path: s.Path, Owner: ownerOf(path), User: currentUser(), Err: err}
+}
+
+// checkOwner refuses to let root write a state that another user owns (or
+// create one in another user's directory): the next cron run, as that
+// user, could no longer open it.
+func (s *Store) checkOwner() error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	path := s.Path
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		path = filepath.Dir(path)
+		fi, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil // the open reports it
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		return &PermissionError{Path: s.Path, Owner: ownerOf(path), User: currentUser(), Foreign: true}
+	}
+	return nil
+}
+
+func ownerOf(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "unknown"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "unknown"
+	}
+	if u, err := user.LookupId(strconv.Itoa(int(st.Uid))); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(int(st.Uid))
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(os.Geteuid())
+}
+
+// replaceCorrupt moves the file aside and opens a fresh database that
+// remembers why. The caller holds the lock.
+func (s *Store) replaceCorrupt(cause error) (*bolt.DB, error) {
+	if perr := s.permission(cause); perr != nil {
+		return nil, perr
+	}
+	var ne *NewerError
+	if errors.As(cause, &ne) {
+		return nil, cause
+	}
+	var ce *CorruptError
+	if !errors.As(cause, &ce) {
+		ce = &CorruptError{Path: s.Path, Err: cause}
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", s.Path, s.now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(s.Path, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if perr := s.permission(err); perr != nil {
+			return nil, perr
+		}
+		return nil, fmt.Errorf("%v; and it could not be moved aside: %w", ce, err)
+	}
+	db, err := s.boltOpen()
+	if err != nil {
+		if perr := s.permission(err); perr != nil {
+			return nil, perr
+		}
+		return nil, fmt.Errorf("%v; moved aside to %s, but a fresh state cannot be created: %w", ce, aside, err)
+	}
+	msg := fmt.Sprintf("%v; moved aside to %s and started a fresh state", ce, aside)
+	if err := s.update(db, func(tx *Tx) error { return tx.btx.Bucket(bMeta).Put(keyRecovered, []byte(msg)) }); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", msg, err)
+	}
+	return db, nil
+}
+
+// verify runs bbolt's consistency check under the lock the caller holds;
+// a database that fails it is moved aside. It returns the CorruptError
+// when it did so.
+func (s *Store) verify() error {
+	db, err := s.boltOpen()
+	if err != nil {
+		return s.classify(err)
+	}
+	var problems []error
+	err = guard(func() error {
+		return db.View(func(btx *bolt.Tx) error {
+			for e := range btx.Check() {
+				problems = append(problems, e)
+				if len(problems) >= 5 {
+					break
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		problems = append(problems, err)
+	}
+	db.Close()
+	if len(problems) == 0 {
+		return nil
+	}
+	ce := &CorruptError{Path: s.Path, Err: fmt.Errorf("consistency check failed: %w", errors.Join(problems...))}
+	fresh, err := s.replaceCorrupt(ce)
+	if err != nil {
+		return err
+	}
+	fresh.Close()
+	return ce
+}
+
+// Check runs the database's consistency check under the write lock. A
+// database that fails it is moved aside and replaced (and the next
+// transaction's TakeRecovered says so); the returned error says what was
+// found.
+func (s *Store) Check(ctx context.Context) error {
+	if err := s.checkOwner(); err != nil {
+		return err
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(s.Path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return s.verify()
+}
+
+// removeStaleTemps deletes temporary files left by a save or migration that
+// was killed midway. They are only made under the lock, which the caller
+// holds, so no file in use can match.
+func (s *Store) removeStaleTemps() {
+	for _, pattern := range []string{s.Path + ".tmp-*", s.Path + ".migrate-*"} {
+		stale, _ := filepath.Glob(pattern)
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 }
 
 // lock takes an exclusive flock on PATH.lock, waiting up to LockWait.
@@ -202,10 +588,16 @@ func (s *Store) lock(ctx context.Context) (func(), error) {
 		wait = 50 * time.Second
 	}
 	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+		if perr := s.permission(err); perr != nil {
+			return nil, perr
+		}
 		return nil, fmt.Errorf("cannot create state directory: %w", err)
 	}
 	lf, err := os.OpenFile(s.Path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, &PermissionError{Path: s.Path + ".lock", Owner: ownerOf(s.Path + ".lock"), User: currentUser(), Err: err}
+		}
 		return nil, fmt.Errorf("cannot open state lock: %w", err)
 	}
 	deadline := time.Now().Add(wait)
