@@ -210,15 +210,27 @@ func jobList(items []state.Notice) string {
 }
 
 // severity orders the status words for a digest's X-Checker-State, as
-// Icinga sorts them: CRITICAL over UNKNOWN over WARNING over OK.
-var severity = map[string]int{"OK": 0, "WARNING": 1, "UNKNOWN": 2, "CRITICAL": 3}
+// Icinga sorts them: CRITICAL over UNKNOWN over WARNING over OK; -1 for
+// anything else.
+func severity(status string) int {
+	switch status {
+	case "OK":
+		return 0
+	case "WARNING":
+		return 1
+	case "UNKNOWN":
+		return 2
+	case "CRITICAL":
+		return 3
+	}
+	return -1
+}
 
 // worstState is the X-Checker-State value of the notices.
 func worstState(items []state.Notice) string {
 	worst := ""
 	for _, n := range items {
-		st := statusOf(n)
-		if worst == "" || severity[st] > severity[worst] {
+		if st := statusOf(n); worst == "" || severity(st) > severity(worst) {
 			worst = st
 		}
 	}
@@ -228,7 +240,7 @@ func worstState(items []state.Notice) string {
 // statusOf is the status word a notice reports.
 func statusOf(n state.Notice) string {
 	st := strings.ToUpper(strings.TrimSpace(n.Status))
-	if _, ok := severity[st]; ok {
+	if severity(st) >= 0 {
 		return st
 	}
 	switch n.Kind {
