@@ -289,3 +289,17 @@ func TestHeldNoticeSaysWhenQueued(t *testing.T) {
 		t.Errorf("note for a notice queued in the future: %q", note)
 	}
 }
+
+// BenchmarkComposeDigest composes a digest of 100 notices, threads and
+// held notes included.
+func BenchmarkComposeDigest(b *testing.B) {
+	c := Composer{ServerName: "web1", Now: fixedNow}
+	items := make([]state.Notice, 100)
+	for i := range items {
+		items[i] = notice(fmt.Sprintf("http:site%03d", i), state.KindFailure, "CRITICAL", fmt.Sprintf("T%d", i), i%2 == 0)
+		items[i].Attempts = i % 3
+	}
+	for b.Loop() {
+		c.Compose(admin, items)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"checker/internal/mailtest"
+	"checker/state"
 )
 
 // fixedNow is the injected clock of these tests.
@@ -695,4 +696,24 @@ func splitAddr(t *testing.T, addr string) (string, int) {
 		t.Fatal(err)
 	}
 	return tcp.IP.String(), tcp.Port
+}
+
+// BenchmarkSMTPMessage builds and writes one threaded alert mail, all
+// headers included, as Send does before it dials.
+func BenchmarkSMTPMessage(b *testing.B) {
+	s := NewSMTP(SMTPConfig{Host: "127.0.0.1", User: "checker@example.test", Pass: "p", Now: fixedNow})
+	c := Composer{ServerName: "web1", Now: fixedNow}
+	m := c.Compose("ops@example.test", []state.Notice{{Job: "tcp:db", Kind: state.KindRecovery, Status: "OK", Thread: "T",
+		Subject: "tcp:db recovered", Body: "tcp:db is working again on web1.\n", Created: fixedNow()}})
+	var buf bytes.Buffer
+	for b.Loop() {
+		msg, err := s.message(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf.Reset()
+		if _, err := msg.WriteTo(&buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
