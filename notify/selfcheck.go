@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -50,24 +52,41 @@ type IMAPConfig struct {
 
 // SelfCheck proves the alert path end to end (SPEC §6): it mails a probe
 // with a fresh random token from From to From, then finds it over IMAP and
-// deletes it. A SelfCheck is not modified by Run and may be reused.
+// deletes it, together with the probes of this checker that earlier failed
+// checks left behind. A SelfCheck is not modified by Run and may be reused.
 type SelfCheck struct {
 	// SMTP sends the probe; usually an *SMTP whose From is this From.
 	SMTP Sender
 	// From is the user's address: the probe's recipient, and the sender
 	// searched for.
 	From string
+	// ServerName names this checker in the probe's subject,
+	// "checker self-check [ServerName] <token>", so that checkers sharing
+	// a mailbox each find, and clean up, only their own probes. Empty
+	// means the host name.
+	ServerName string
 	// IMAP is where the probe should arrive.
 	IMAP IMAPConfig
-	// Wait is how long to keep looking for the probe. 0 means 60s.
+	// Wait is how long to keep looking for the probe. 0 means 60s. A probe
+	// of this checker older than Wait is no longer looked for by anyone
+	// and is deleted by the next check that gets through.
 	Wait time.Duration
 	// Poll is the pause between two searches. 0 means 2s.
 	Poll time.Duration
-	// Now is the clock for the log's timestamps and the SEARCH SINCE date.
-	// nil means time.Now. Waiting itself uses real timers, so a frozen
-	// clock cannot make Run hang.
+	// Now is the clock for the log's timestamps, the probe's Date, the
+	// SEARCH SINCE date and the age of earlier probes. nil means time.Now.
+	// Waiting itself uses real timers, so a frozen clock cannot make Run
+	// hang.
 	Now func() time.Time
 }
+
+// probeJob is the X-Checker-Job of a probe: the self-check job's name.
+const probeJob = "email:selfcheck"
+
+// maxStaleProbes bounds the earlier probes one check deletes; a mailbox
+// that collected more (a month of failed checks) is emptied over a few
+// runs.
+const maxStaleProbes = 500
 
 // Run sends the probe, polls IMAP until it is found or Wait passes, and
 // deletes it. It returns the session log, timestamped lines of every step
@@ -91,6 +110,13 @@ func (c *SelfCheck) Run(ctx context.Context) (log string, err error) {
 // withDefaults returns a copy of c with every zero setting defaulted.
 func (c *SelfCheck) withDefaults() SelfCheck {
 	sc := *c
+	sc.ServerName = strings.Join(strings.Fields(oneLine(sc.ServerName)), " ")
+	if sc.ServerName == "" {
+		sc.ServerName = "checker"
+		if h, err := os.Hostname(); err == nil && strings.TrimSpace(h) != "" {
+			sc.ServerName = strings.Join(strings.Fields(oneLine(h)), " ")
+		}
+	}
 	if sc.Wait <= 0 {
 		sc.Wait = defaultSelfCheckWait
 	}
@@ -144,17 +170,19 @@ func (c *SelfCheck) run(ctx context.Context, l *selfCheckLog) error {
 		return err
 	}
 	token := newProbeToken()
-	subject := "checker self-check " + token
+	subject := c.probePrefix() + " " + token
 	now := c.Now()
 	l.Printf("sending probe %q from %s to %s", subject, c.From, c.From)
 	probe := Mail{
 		To:      []string{c.From},
 		Subject: subject,
-		Body: "This is an automatic test message from checker's email self-check.\n" +
-			"It proves that mail sent through the configured SMTP server arrives in\n" +
-			"the mailbox. checker deletes it as soon as it has found it.\n\n" +
+		Body: "This is an automatic test message from the email self-check of checker\n" +
+			"on " + c.ServerName + ". It proves that mail sent through the configured SMTP\n" +
+			"server arrives in the mailbox. checker deletes it as soon as it has found\n" +
+			"it, or with the next check that gets through.\n\n" +
 			"Token: " + token + "\n" +
 			"Sent:  " + now.Format(time.RFC1123Z) + "\n",
+		Header: map[string]string{HeaderServer: c.ServerName, HeaderJob: probeJob},
 	}
 	if err := c.SMTP.Send(ctx, probe); err != nil {
 		l.Printf("SMTP send failed: %v", err)
@@ -218,8 +246,12 @@ func (p *imapProbe) findAndDelete(ctx context.Context, c *SelfCheck, token strin
 	if err != nil {
 		return err
 	}
+	stale, err := p.staleProbes(ctx, c, uids)
+	if err != nil {
+		return err
+	}
 
-	uidSet := imap.UIDSetNum(uids...)
+	uidSet := imap.UIDSetNum(append(uids, stale...)...)
 	err = p.do(ctx, func() error {
 		store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
 		if err := p.client.Store(uidSet, store, nil).Close(); err != nil {
@@ -236,7 +268,11 @@ func (p *imapProbe) findAndDelete(ctx context.Context, c *SelfCheck, token strin
 		l.Printf("deleting UID %v failed: %v", uidSet, err)
 		return fmt.Errorf("imap delete probe UID %v from %s on %s: %w", uidSet, mailbox, p.addr, err)
 	}
-	l.Printf("deleted probe UID %v", uidSet)
+	if len(stale) > 0 {
+		l.Printf("deleted probe UID %v and %d earlier probe%s UID %v", imap.UIDSetNum(uids...), len(stale), plural(len(stale)), imap.UIDSetNum(stale...))
+	} else {
+		l.Printf("deleted probe UID %v", uidSet)
+	}
 
 	if err := p.do(ctx, func() error { return p.client.Logout().Wait() }); err != nil {
 		l.Printf("logout: %v (ignored)", err)
@@ -355,6 +391,91 @@ func (p *imapProbe) search(ctx context.Context, c *SelfCheck, token string) ([]i
 		case <-ticker.C:
 		}
 	}
+}
+
+// probePrefix is the subject of this checker's probes without the token.
+func (c *SelfCheck) probePrefix() string {
+	return "checker self-check [" + c.ServerName + "]"
+}
+
+// isOwnProbe reports whether a message with this envelope is a probe of
+// this checker: sent by From, with the probe subject and a token. The
+// server's SEARCH matches substrings and may be lax; this is exact.
+func (c *SelfCheck) isOwnProbe(env *imap.Envelope) bool {
+	if env == nil || len(env.From) != 1 || !strings.EqualFold(env.From[0].Addr(), c.From) {
+		return false
+	}
+	subject := strings.Join(strings.Fields(env.Subject), " ")
+	token, ok := strings.CutPrefix(subject, c.probePrefix()+" ")
+	if !ok || len(token) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(token)
+	return err == nil
+}
+
+// staleProbes returns the UIDs of the probes of this checker, other than
+// found, that are older than Wait: left behind by checks that sent a probe
+// and then failed, and looked for by no check any more. A probe younger
+// than Wait may belong to a check running right now and is left alone.
+func (p *imapProbe) staleProbes(ctx context.Context, c *SelfCheck, found []imap.UID) ([]imap.UID, error) {
+	l, mailbox := p.log, p.cfg.Mailbox
+	criteria := &imap.SearchCriteria{
+		Header: []imap.SearchCriteriaHeaderField{
+			{Key: "From", Value: c.From},
+			{Key: "Subject", Value: c.probePrefix()},
+		},
+	}
+	var candidates []imap.UID
+	err := p.do(ctx, func() error {
+		data, err := p.client.UIDSearch(criteria, nil).Wait()
+		if err == nil {
+			candidates = slices.DeleteFunc(data.AllUIDs(), func(u imap.UID) bool { return slices.Contains(found, u) })
+		}
+		return err
+	})
+	if err != nil {
+		l.Printf("search for earlier probes failed: %v", err)
+		return nil, fmt.Errorf("imap search for earlier probes in %s on %s: %w", mailbox, p.addr, err)
+	}
+	if len(candidates) == 0 {
+		l.Printf("no earlier probes of this checker")
+		return nil, nil
+	}
+	slices.Sort(candidates)
+	candidates = candidates[:min(len(candidates), maxStaleProbes)]
+
+	var msgs []*imapclient.FetchMessageBuffer
+	err = p.do(ctx, func() (err error) {
+		opts := &imap.FetchOptions{UID: true, Envelope: true, InternalDate: true}
+		msgs, err = p.client.Fetch(imap.UIDSetNum(candidates...), opts).Collect()
+		return err
+	})
+	if err != nil {
+		l.Printf("fetching earlier probes failed: %v", err)
+		return nil, fmt.Errorf("imap fetch earlier probes from %s on %s: %w", mailbox, p.addr, err)
+	}
+	cutoff := c.Now().Add(-c.Wait)
+	var stale []imap.UID
+	young := 0
+	for _, m := range msgs {
+		if !c.isOwnProbe(m.Envelope) {
+			continue
+		}
+		// The Date we wrote says when the probe was sent; the server's
+		// arrival time stands in when it is missing.
+		sent := m.Envelope.Date
+		if sent.IsZero() {
+			sent = m.InternalDate
+		}
+		if sent.IsZero() || !sent.Before(cutoff) {
+			young++
+			continue
+		}
+		stale = append(stale, m.UID)
+	}
+	l.Printf("earlier probes of this checker: %d older than %s, %d younger (left alone)", len(stale), c.Wait, young)
+	return stale, nil
 }
 
 // do runs one blocking IMAP exchange. If it takes longer than the command

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"mime"
 	"net"
 	"regexp"
 	"strings"
@@ -18,8 +19,9 @@ import (
 // imapSec on mailbox.
 func selfCheckFor(srv *mailtest.Server, smtpSec, imapSec, mailbox string) *SelfCheck {
 	return &SelfCheck{
-		SMTP: smtpFor(srv, smtpSec),
-		From: srv.User,
+		SMTP:       smtpFor(srv, smtpSec),
+		From:       srv.User,
+		ServerName: "web1",
 		IMAP: IMAPConfig{
 			Host:      srv.Host,
 			Port:      srv.IMAPPort,
@@ -93,7 +95,8 @@ func TestSelfCheckEndToEnd(t *testing.T) {
 			if mailbox == "" {
 				mailbox = "INBOX"
 			}
-			// Unrelated mail, including an older probe, must survive.
+			// Unrelated mail, including a probe of an older version, must
+			// survive.
 			srv.AppendMessage(t, mailbox, []byte("From: "+srv.User+"\r\nSubject: checker self-check 0000\r\n\r\nold\r\n"))
 
 			log, err := runWithGuard(t, context.Background(), selfCheckFor(srv, tc.smtpSec, tc.imapSec, tc.deliverTo))
@@ -101,13 +104,22 @@ func TestSelfCheckEndToEnd(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			got := srv.WaitReceived(t, 1, 5*time.Second)
-			if len(got) != 1 || !regexp.MustCompile(`^checker self-check [0-9a-f]{24}$`).MatchString(got[0].Subject) {
+			if len(got) != 1 || !regexp.MustCompile(`^checker self-check \[web1\] [0-9a-f]{24}$`).MatchString(got[0].Subject) {
 				t.Fatalf("received %d mails, first subject %q", len(got), got[0].Subject)
+			}
+			for field, want := range map[string]string{
+				"Auto-Submitted":   "auto-generated",
+				"X-Checker-Server": "web1",
+				"X-Checker-Job":    "email:selfcheck",
+			} {
+				if v := got[0].Header.Get(field); v != want {
+					t.Errorf("probe %s = %q, want %q", field, v, want)
+				}
 			}
 			if got[0].From != srv.User || strings.Join(got[0].To, ",") != srv.User {
 				t.Errorf("probe went %q -> %q, want from and to %q", got[0].From, got[0].To, srv.User)
 			}
-			token := strings.TrimPrefix(got[0].Subject, "checker self-check ")
+			token := strings.TrimPrefix(got[0].Subject, "checker self-check [web1] ")
 			if n := srv.MailboxMessages(mailbox); n != 1 {
 				t.Errorf("%s holds %d messages after the check, want 1 (only the unrelated one)", mailbox, n)
 			}
@@ -118,6 +130,7 @@ func TestSelfCheckEndToEnd(t *testing.T) {
 				"selected " + mailbox + ": 2 messages",
 				"SINCE 8-Mar-2024 SUBJECT " + token,
 				"found UID",
+				"no earlier probes of this checker",
 				"deleted probe UID",
 				"self-check passed",
 			} {
@@ -326,5 +339,97 @@ func TestSelfCheckDefaults(t *testing.T) {
 	}
 	if p := (&SelfCheck{IMAP: IMAPConfig{Security: "starttls"}}).withDefaults().IMAP.Port; p != 143 {
 		t.Errorf("starttls port = %d, want 143", p)
+	}
+}
+
+// TestSelfCheckDeletesStaleProbes leaves the probes of failed checks in the
+// mailbox, of this checker and of another one sharing it, runs a check that
+// succeeds, and looks at what is left.
+func TestSelfCheckDeletesStaleProbes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		serverName string
+		deliverTo  string
+	}{
+		{"INBOX", "web1", ""},
+		{"trash folder", "web1", "[Gmail]/Trash"},
+		{"server name with spaces, brackets and UTF-8", "Prod [eu] ✓", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := mailtest.Start(t, mailtest.Options{DeliverTo: tc.deliverTo})
+			c := selfCheckFor(srv, "none", "none", tc.deliverTo)
+			c.ServerName = tc.serverName
+			c.Wait = 10 * time.Second
+			mailbox := tc.deliverTo
+			if mailbox == "" {
+				mailbox = "INBOX"
+			}
+			ours := "checker self-check [" + tc.serverName + "] "
+			put := func(from, subject string, age time.Duration) {
+				t.Helper()
+				raw := "From: " + from + "\r\nTo: " + srv.User + "\r\n" +
+					"Subject: " + mime.QEncoding.Encode("utf-8", subject) + "\r\n" +
+					"Date: " + fixedNow().Add(-age).Format(time.RFC1123Z) + "\r\n\r\nprobe\r\n"
+				srv.AppendMessage(t, mailbox, []byte(raw))
+			}
+			// Left behind by failed checks of this checker: to be deleted.
+			put(srv.User, ours+"0123456789abcdef01234567", 50*time.Minute)
+			put(srv.User, ours+"89abcdef0123456789abcdef", 26*time.Hour)
+			put(srv.User, ours+"fedcba9876543210fedcba98", 30*24*time.Hour)
+			// Everything else stays.
+			keep := []string{
+				"checker self-check [web2] 00112233445566778899aabb",                   // another checker's
+				"checker self-check [" + tc.serverName + "0] 00112233445566778899aabb", // a name that extends ours
+				ours + "aabbccddeeff001122334455",                                      // ours, but a check may still look for it
+				"Re: " + ours + "0123456789abcdef01234567",                             // a reply to one of ours
+				ours + "not-a-token",                                                   // not a probe subject
+				"checker self-check 00112233445566778899aabb",                          // an older version's probe
+			}
+			put(srv.User, keep[0], 3*time.Hour)
+			put(srv.User, keep[1], 3*time.Hour)
+			put(srv.User, keep[2], 2*time.Second)
+			put(srv.User, keep[3], 3*time.Hour)
+			put(srv.User, keep[4], 3*time.Hour)
+			put(srv.User, keep[5], 3*time.Hour)
+			put("someone@example.test", ours+"112233445566778899aabbcc", 3*time.Hour) // another sender
+			keep = append(keep, ours+"112233445566778899aabbcc")
+
+			log, err := runWithGuard(t, context.Background(), c)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			left := srv.MailboxSubjects(t, mailbox)
+			if strings.Join(left, "\n") != strings.Join(keep, "\n") {
+				t.Errorf("%s holds\n  %s\nwant\n  %s", mailbox, strings.Join(left, "\n  "), strings.Join(keep, "\n  "))
+			}
+			if !strings.Contains(log, "earlier probes of this checker: 3 older than 10s, 1 younger (left alone)") ||
+				!strings.Contains(log, "and 3 earlier probes UID") {
+				t.Errorf("session log does not report the clean-up")
+			}
+		})
+	}
+}
+
+// TestSelfCheckTwoCheckersShareAMailbox runs the checks of two checkers on
+// one mailbox: each deletes its own probe and leaves the other's.
+func TestSelfCheckTwoCheckersShareAMailbox(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	a := selfCheckFor(srv, "none", "none", "")
+	b := selfCheckFor(srv, "none", "none", "")
+	b.ServerName = "web2"
+	// web2's probe from an hour ago is stale for web2, not web1's to take.
+	srv.AppendMessage(t, "INBOX", []byte("From: "+srv.User+"\r\nSubject: checker self-check [web2] 00112233445566778899aabb\r\n"+
+		"Date: "+fixedNow().Add(-time.Hour).Format(time.RFC1123Z)+"\r\n\r\nprobe\r\n"))
+	if _, err := runWithGuard(t, context.Background(), a); err != nil {
+		t.Fatalf("web1: %v", err)
+	}
+	if n := srv.MailboxMessages("INBOX"); n != 1 {
+		t.Fatalf("after web1's check INBOX holds %d messages, want web2's probe", n)
+	}
+	if _, err := runWithGuard(t, context.Background(), b); err != nil {
+		t.Fatalf("web2: %v", err)
+	}
+	if left := srv.MailboxSubjects(t, "INBOX"); len(left) != 0 {
+		t.Errorf("after web2's check INBOX holds %q", left)
 	}
 }

@@ -3,7 +3,8 @@
 // in-memory IMAP server (go-imap v2 imapmemserver).
 //
 // Start it in a test, point an SMTP sender and an IMAP reader at SMTPAddr and
-// IMAPAddr, and assert on Received or MailboxMessages:
+// IMAPAddr, and assert on Received (headers, the EHLO name, who
+// authenticated), MailboxMessages or MailboxSubjects:
 //
 //	srv := mailtest.Start(t, mailtest.Options{Security: "starttls"})
 //	// … send to srv.SMTPAddr as srv.User / srv.Pass, trusting srv.CertPool() …
@@ -13,6 +14,7 @@
 // authority made for each Server, and are shut down by t.Cleanup. Failure
 // modes (refused recipients, dropped connections, a server that never
 // answers, mail that never arrives) are switched with SetSMTPFailure and
-// Options.DropMail so that callers can test their error paths against real
-// protocol conversations instead of mocks.
+// Options.DropMail, and Options.RequireFQDNHelo refuses a non-FQDN EHLO name
+// the way Postfix does, so that callers can test their error paths against
+// real protocol conversations instead of mocks.
 package mailtest

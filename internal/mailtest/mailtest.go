@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
@@ -70,6 +71,13 @@ type Options struct {
 	// DropMail makes SMTP accept mail (and record it in Received) without
 	// ever delivering it to IMAP: the "mail never arrives" case.
 	DropMail bool
+	// RequireFQDNHelo makes SMTP behave like Postfix with
+	// reject_non_fqdn_helo_hostname and reject_invalid_helo_hostname (and
+	// its default smtpd_delay_reject): every RCPT TO after an EHLO name
+	// that is neither a fully qualified domain name nor a valid address
+	// literal is refused with Postfix's "504 5.5.2 <name>: Helo command
+	// rejected: need fully-qualified hostname" (501 for a bad literal).
+	RequireFQDNHelo bool
 }
 
 // Server is a running SMTP + IMAP pair on 127.0.0.1. The exported fields are
@@ -157,7 +165,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, m := range o.AuthMechanisms {
 		if m != sasl.Plain && m != sasl.Login {
-			return o, fmt.Errorf("Options.AuthMechanisms: %q is not PLAIN or LOGIN", m)
+			return o, fmt.Errorf("options: AuthMechanisms: %q is not PLAIN or LOGIN", m)
 		}
 	}
 	if o.Security == "" {
@@ -168,7 +176,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for name, v := range map[string]string{"Security": o.Security, "IMAPSecurity": o.IMAPSecurity} {
 		if v != "none" && v != "starttls" && v != "tls" {
-			return o, fmt.Errorf("Options.%s: %q is not none, starttls or tls", name, v)
+			return o, fmt.Errorf("options: %s: %q is not none, starttls or tls", name, v)
 		}
 	}
 	if o.DeliverTo == "" {
@@ -298,6 +306,54 @@ func (s *Server) MailboxMessages(mailbox string) int {
 	return int(*data.NumMessages)
 }
 
+// MailboxSubjects returns the decoded subjects of the messages in an IMAP
+// mailbox of the user, in UID order, read over a fresh IMAP session as any
+// client would see them (messages flagged \Deleted but not expunged are
+// included). It fails the test if the mailbox cannot be read.
+func (s *Server) MailboxSubjects(t testing.TB, mailbox string) []string {
+	t.Helper()
+	opts := &imapclient.Options{TLSConfig: s.ClientTLSConfig()}
+	var (
+		c   *imapclient.Client
+		err error
+	)
+	switch s.opts.IMAPSecurity {
+	case "tls":
+		c, err = imapclient.DialTLS(s.IMAPAddr, opts)
+	case "starttls":
+		c, err = imapclient.DialStartTLS(s.IMAPAddr, opts)
+	default:
+		c, err = imapclient.DialInsecure(s.IMAPAddr, opts)
+	}
+	if err != nil {
+		t.Fatalf("mailtest: dial IMAP %s: %v", s.IMAPAddr, err)
+	}
+	defer c.Close()
+	if err := c.Login(s.User, s.Pass).Wait(); err != nil {
+		t.Fatalf("mailtest: IMAP login: %v", err)
+	}
+	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		t.Fatalf("mailtest: select %q: %v", mailbox, err)
+	}
+	if sel.NumMessages == 0 {
+		return []string{}
+	}
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Envelope: true}).Collect()
+	if err != nil {
+		t.Fatalf("mailtest: fetch from %q: %v", mailbox, err)
+	}
+	slices.SortFunc(msgs, func(a, b *imapclient.FetchMessageBuffer) int { return int(a.UID) - int(b.UID) })
+	subjects := make([]string, len(msgs))
+	for i, m := range msgs {
+		if m.Envelope != nil {
+			subjects[i] = m.Envelope.Subject
+		}
+	}
+	_ = c.Logout().Wait()
+	return subjects
+}
+
 // AppendMessage stores raw (an RFC 5322 message) directly in an IMAP
 // mailbox, bypassing SMTP, e.g. to put unrelated mail next to a probe.
 func (s *Server) AppendMessage(t testing.TB, mailbox string, raw []byte) {
@@ -331,13 +387,14 @@ func (s *Server) failureMode() string {
 // deliver stores an accepted message in DeliverTo (unless DropMail) and
 // then records it, so that a caller who saw it in Received also finds it
 // over IMAP.
-func (s *Server) deliver(from string, to []string, raw []byte) error {
+func (s *Server) deliver(env envelope, raw []byte) error {
 	if !s.opts.DropMail {
 		if _, err := s.imapUser.Append(s.opts.DeliverTo, bytes.NewReader(raw), &imap.AppendOptions{Time: time.Now()}); err != nil {
 			return fmt.Errorf("deliver to %q: %w", s.opts.DeliverTo, err)
 		}
 	}
-	r := parseReceived(from, to, raw)
+	r := parseReceived(env.from, env.to, raw)
+	r.Helo, r.AuthUser = env.helo, env.authUser
 	s.mu.Lock()
 	s.received = append(s.received, r)
 	close(s.arrived)

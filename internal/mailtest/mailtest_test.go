@@ -3,6 +3,7 @@ package mailtest
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -328,6 +329,88 @@ func TestParseReceived(t *testing.T) {
 			r := parseReceived("a@b", []string{"c@d"}, []byte(tc.raw))
 			if r.Subject != tc.subject || r.Body != tc.body {
 				t.Errorf("got subject %q body %q, want %q %q", r.Subject, r.Body, tc.subject, tc.body)
+			}
+		})
+	}
+}
+
+func TestRequireFQDNHelo(t *testing.T) {
+	for _, tc := range []struct {
+		helo     string
+		require  bool
+		wantCode int // 0: accepted
+	}{
+		{"vm", true, 504},
+		{"localhost", true, 504},
+		{"vm.example.test", true, 0},
+		{"vm.example.test.", true, 0},
+		{"under_score.example.test", true, 0},
+		{"[127.0.0.1]", true, 0},
+		{"[IPv6:::1]", true, 0},
+		{"[IPv6:2001:db8::7]", true, 0},
+		{"[vm]", true, 501},
+		{"[::1]", true, 501},
+		{"192.0.2.7", true, 504},
+		{"-vm.example.test", true, 504},
+		{"vm", false, 0},
+	} {
+		t.Run(fmt.Sprintf("%s/require=%v", tc.helo, tc.require), func(t *testing.T) {
+			s := Start(t, Options{RequireFQDNHelo: tc.require})
+			c := dialSMTP(t, s, "none")
+			if err := c.Hello(tc.helo); err != nil {
+				t.Fatalf("EHLO %s: %v", tc.helo, err)
+			}
+			err := sendOne(c, s.User, s.Pass)
+			if tc.wantCode == 0 {
+				if err != nil {
+					t.Fatalf("send: %v", err)
+				}
+				got := s.WaitReceived(t, 1, 5*time.Second)[0]
+				if got.Helo != tc.helo || got.AuthUser != s.User {
+					t.Errorf("Received Helo %q AuthUser %q, want %q %q", got.Helo, got.AuthUser, tc.helo, s.User)
+				}
+				return
+			}
+			var smtpErr *smtp.SMTPError
+			if !errors.As(err, &smtpErr) || smtpErr.Code != tc.wantCode {
+				t.Fatalf("err = %v, want SMTP code %d", err, tc.wantCode)
+			}
+			if tc.wantCode == 504 && !strings.Contains(smtpErr.Message, "<"+tc.helo+">: Helo command rejected: need fully-qualified hostname") {
+				t.Errorf("reply %q is not Postfix's", smtpErr.Message)
+			}
+			if n := len(s.Received()); n != 0 {
+				t.Errorf("Received %d messages", n)
+			}
+		})
+	}
+}
+
+func TestReceivedWithoutAuth(t *testing.T) {
+	s := Start(t, Options{NoAuth: true})
+	c := dialSMTP(t, s, "none")
+	if ok, _ := c.Extension("AUTH"); ok {
+		t.Fatal("NoAuth server offers AUTH")
+	}
+	if err := sendOne(c, "", ""); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if got := s.WaitReceived(t, 1, 5*time.Second)[0]; got.AuthUser != "" || got.Helo != "localhost" {
+		t.Errorf("AuthUser %q Helo %q, want none and go-smtp's default localhost", got.AuthUser, got.Helo)
+	}
+}
+
+func TestMailboxSubjects(t *testing.T) {
+	for _, sec := range []string{"none", "starttls", "tls"} {
+		t.Run(sec, func(t *testing.T) {
+			s := Start(t, Options{IMAPSecurity: sec, Folders: []string{"Trash"}})
+			if got := s.MailboxSubjects(t, "Trash"); len(got) != 0 {
+				t.Fatalf("empty Trash lists %q", got)
+			}
+			s.AppendMessage(t, "Trash", []byte("Subject: first\r\n\r\nx\r\n"))
+			s.AppendMessage(t, "Trash", []byte(testMsg))
+			got := s.MailboxSubjects(t, "Trash")
+			if strings.Join(got, "|") != "first|café alert" {
+				t.Errorf("subjects = %q", got)
 			}
 		})
 	}

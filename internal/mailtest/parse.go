@@ -18,6 +18,11 @@ type Received struct {
 	From string
 	// To are the envelope recipients (RCPT TO), in the order given.
 	To []string
+	// Helo is the name the client gave in its (last) EHLO or HELO.
+	Helo string
+	// AuthUser is the user the client authenticated as; "" when it sent
+	// without AUTH.
+	AuthUser string
 	// Subject is the decoded Subject header (RFC 2047 words decoded).
 	Subject string
 	// Body is the decoded text: the transfer encoding undone, and for a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -112,11 +113,17 @@ func (s *Server) StartSMTP() {
 // session is one SMTP conversation. go-smtp calls its methods from the
 // connection's goroutine only, so its fields need no lock.
 type session struct {
-	srv    *Server
-	conn   *smtp.Conn
-	authed bool
-	from   string
-	to     []string
+	srv      *Server
+	conn     *smtp.Conn
+	authUser string // "" until AUTH succeeded
+	from     string
+	to       []string
+}
+
+// envelope is what a session knows about a message besides its bytes.
+type envelope struct {
+	from, helo, authUser string
+	to                   []string
 }
 
 func (ss *session) AuthMechanisms() []string {
@@ -150,12 +157,12 @@ func (ss *session) login(username, password string) error {
 	if !userOK || !passOK {
 		return smtp.ErrAuthFailed
 	}
-	ss.authed = true
+	ss.authUser = username
 	return nil
 }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	if !ss.srv.opts.NoAuth && !ss.authed {
+	if !ss.srv.opts.NoAuth && ss.authUser == "" {
 		return smtp.ErrAuthRequired
 	}
 	ss.from = from
@@ -163,6 +170,13 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.srv.opts.RequireFQDNHelo {
+		// Postfix applies HELO restrictions at RCPT TO by default
+		// (smtpd_delay_reject = yes), so that is where the client sees them.
+		if err := postfixHeloCheck(ss.conn.Hostname()); err != nil {
+			return err
+		}
+	}
 	switch ss.srv.failureMode() {
 	case FailRefuseRcpt:
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "mailbox unavailable (mailtest refuse-rcpt)"}
@@ -184,7 +198,8 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := ss.srv.deliver(ss.from, ss.to, raw); err != nil {
+	env := envelope{from: ss.from, to: ss.to, helo: ss.conn.Hostname(), authUser: ss.authUser}
+	if err := ss.srv.deliver(env, raw); err != nil {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: err.Error()}
 	}
 	return nil
@@ -196,6 +211,64 @@ func (ss *session) Reset() {
 }
 
 func (ss *session) Logout() error { return nil }
+
+// postfixHeloCheck answers as Postfix's reject_invalid_helo_hostname and
+// reject_non_fqdn_helo_hostname do: an address literal must hold a valid
+// address; a name (one trailing dot dropped) must be a valid host name with
+// a dot in it. nil means accepted.
+func postfixHeloCheck(helo string) error {
+	if inner, ok := strings.CutPrefix(helo, "["); ok {
+		inner, closed := strings.CutSuffix(inner, "]")
+		v6, isV6 := strings.CutPrefix(inner, "IPv6:")
+		var valid bool
+		if isV6 {
+			addr, err := netip.ParseAddr(v6)
+			valid = err == nil && addr.Is6()
+		} else {
+			addr, err := netip.ParseAddr(inner)
+			valid = err == nil && addr.Is4()
+		}
+		if !closed || !valid {
+			return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+				Message: "<" + helo + ">: Helo command rejected: invalid ip address"}
+		}
+		return nil
+	}
+	name := helo
+	if strings.HasSuffix(name, ".") && !strings.HasSuffix(name, "..") {
+		name = strings.TrimSuffix(name, ".")
+	}
+	if !postfixValidHostname(name) || !strings.Contains(name, ".") {
+		return &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+			Message: "<" + helo + ">: Helo command rejected: need fully-qualified hostname"}
+	}
+	return nil
+}
+
+// postfixValidHostname follows Postfix's valid_hostname: labels of
+// letters, digits, '-' and '_', not starting or ending with '-', at most 63
+// bytes each and 255 in all, and not all-numeric.
+func postfixValidHostname(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	nonNumeric := false
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			switch {
+			case c >= '0' && c <= '9', c == '-':
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+				nonNumeric = true
+			default:
+				return false
+			}
+		}
+	}
+	return nonNumeric
+}
 
 // loginServer is the server side of the LOGIN SASL mechanism, which go-sasl
 // only implements for clients: ask "Username:", then "Password:".
