@@ -62,8 +62,9 @@ const timeLayout = "2006-01-02 15:04:05 MST"
 // failure as CRITICAL and anything else as UNKNOWN); Thread, the same
 // string for an outage's failure, reminders and recovery and never reused
 // for another outage of that job; First, set on the outage's first failure
-// notice only; Queued (else Created), Attempts and LastError, which make a
-// notice that goes out late say so in its body.
+// notice only; Queued (else Created), and the Attempts and LastError of
+// the recipient's Delivery, which make a notice that goes out late say so
+// in its body.
 //
 // Threading: the mail carrying a First notice has the Message-ID
 // ThreadRoot(Thread, to). Any other notice of the thread (reminder,
@@ -83,7 +84,7 @@ func (c Composer) Compose(to string, items []state.Notice) Mail {
 	var body strings.Builder
 	if len(items) == 1 {
 		subject = items[0].Subject
-		if note := heldNote(items[0], at); note != "" {
+		if note := heldNote(items[0], to, at); note != "" {
 			body.WriteString(note + "\n\n")
 		}
 		body.WriteString(items[0].Body)
@@ -96,7 +97,7 @@ func (c Composer) Compose(to string, items []state.Notice) Mail {
 		fmt.Fprintf(&body, "%d notices from checker on %s.\n", len(items), c.ServerName)
 		for i, n := range items {
 			fmt.Fprintf(&body, "\n%d. %s\n%s\n", i+1, n.Subject, strings.Repeat("-", min(len(n.Subject)+3, 72)))
-			if note := heldNote(n, at); note != "" {
+			if note := heldNote(n, to, at); note != "" {
 				body.WriteString(note + "\n\n")
 			}
 			body.WriteString(strings.TrimRight(n.Body, "\n"))
@@ -159,7 +160,14 @@ func (c Composer) thread(m *Mail, to string, items []state.Notice) {
 
 // heldNote is the line that says a notice went out late, or "" if it did
 // not: it failed to go out before, or was queued a while ago.
-func heldNote(n state.Notice, now time.Time) string {
+func heldNote(n state.Notice, to string, now time.Time) string {
+	var d state.Delivery
+	for _, x := range n.To {
+		if strings.EqualFold(x.To, to) {
+			d = x
+			break
+		}
+	}
 	queued := n.Queued
 	if queued.IsZero() {
 		queued = n.Created
@@ -168,16 +176,16 @@ func heldNote(n state.Notice, now time.Time) string {
 		return ""
 	}
 	late := max(now.Sub(queued), 0)
-	if n.Attempts == 0 && late < heldAfter {
+	if d.Attempts == 0 && late < heldAfter {
 		return ""
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Held back: this notice was first queued at %s, %s ago, and could not be sent until now",
 		queued.Format(timeLayout), late.Round(time.Second))
-	if n.Attempts > 0 {
-		fmt.Fprintf(&b, " (%d failed attempt%s", n.Attempts, plural(n.Attempts))
-		if n.LastError != "" {
-			b.WriteString("; last error: " + truncateRunes(oneLine(n.LastError), 300))
+	if d.Attempts > 0 {
+		fmt.Fprintf(&b, " (%d failed attempt%s", d.Attempts, plural(d.Attempts))
+		if d.LastError != "" {
+			b.WriteString("; last error: " + truncateRunes(oneLine(d.LastError), 300))
 		}
 		b.WriteString(")")
 	}

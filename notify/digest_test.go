@@ -18,7 +18,7 @@ const admin = "ops@example.test"
 func notice(job, kind, status, thread string, first bool) state.Notice {
 	return state.Notice{
 		Job: job, Kind: kind, Status: status, Thread: thread, First: first,
-		Subject: job + " " + kind, Body: job + " body\n", To: []string{admin},
+		Subject: job + " " + kind, Body: job + " body\n", To: []state.Delivery{{To: admin}},
 		Created: fixedNow(), Queued: fixedNow(),
 	}
 }
@@ -236,8 +236,8 @@ func TestHeldNoticeSaysWhenQueued(t *testing.T) {
 
 	held := notice("tcp:db", state.KindFailure, "CRITICAL", "T", true)
 	held.Queued = fixedNow().Add(-2*time.Hour - 15*time.Minute)
-	held.Attempts = 135
-	held.LastError = "smtp dial 127.0.0.1:25: connect: connection refused\nsecond line"
+	held.To[0].Attempts = 135
+	held.To[0].LastError = "smtp dial 127.0.0.1:25: connect: connection refused\nsecond line"
 	got := sendComposed(t, srv, c, held)
 	body := strings.ReplaceAll(got.Body, "\r\n", "\n")
 	want := "Held back: this notice was first queued at 2024-03-09 12:15:00 UTC, 2h15m0s ago, and could not be sent until now " +
@@ -270,8 +270,8 @@ func TestHeldNoticeSaysWhenQueued(t *testing.T) {
 	// A failed attempt is enough, however recent the notice.
 	retried := notice("tcp:db", state.KindFailure, "CRITICAL", "T", false)
 	retried.Queued = fixedNow().Add(-30 * time.Second)
-	retried.Attempts, retried.LastError = 1, "smtp send: 451 try again later"
-	if note := heldNote(retried, fixedNow()); note != "Held back: this notice was first queued at 2024-03-09 14:29:30 UTC, 30s ago, "+
+	retried.To[0].Attempts, retried.To[0].LastError = 1, "smtp send: 451 try again later"
+	if note := heldNote(retried, admin, fixedNow()); note != "Held back: this notice was first queued at 2024-03-09 14:29:30 UTC, 30s ago, "+
 		"and could not be sent until now (1 failed attempt; last error: smtp send: 451 try again later)." {
 		t.Errorf("note after one failed attempt: %q", note)
 	}
@@ -279,13 +279,13 @@ func TestHeldNoticeSaysWhenQueued(t *testing.T) {
 	// Created stands in for a missing Queued.
 	old := notice("tcp:db", state.KindFailure, "CRITICAL", "T", false)
 	old.Queued, old.Created = time.Time{}, fixedNow().Add(-time.Hour)
-	if note := heldNote(old, fixedNow()); !strings.Contains(note, "13:30:00 UTC, 1h0m0s ago") {
+	if note := heldNote(old, admin, fixedNow()); !strings.Contains(note, "13:30:00 UTC, 1h0m0s ago") {
 		t.Errorf("note from Created: %q", note)
 	}
 	// A clock that went back does not make a notice late.
 	future := notice("tcp:db", state.KindFailure, "CRITICAL", "T", false)
 	future.Queued = fixedNow().Add(time.Hour)
-	if note := heldNote(future, fixedNow()); note != "" {
+	if note := heldNote(future, admin, fixedNow()); note != "" {
 		t.Errorf("note for a notice queued in the future: %q", note)
 	}
 }
@@ -297,7 +297,7 @@ func BenchmarkComposeDigest(b *testing.B) {
 	items := make([]state.Notice, 100)
 	for i := range items {
 		items[i] = notice(fmt.Sprintf("http:site%03d", i), state.KindFailure, "CRITICAL", fmt.Sprintf("T%d", i), i%2 == 0)
-		items[i].Attempts = i % 3
+		items[i].To[0].Attempts = i % 3
 	}
 	for b.Loop() {
 		c.Compose(admin, items)

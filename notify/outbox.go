@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	mail "github.com/wneessen/go-mail"
-
 	"checker/state"
 )
 
@@ -95,17 +93,6 @@ func Deliver(ctx context.Context, s Sender, c Composer, batch []state.Notice) Re
 		rep.Mails++
 	}
 	return rep
-}
-
-// IsPermanent reports whether err is a permanent rejection by the mail
-// server (an SMTP 5xx reply), which retrying soon will not change; network
-// trouble and 4xx replies are transient.
-func IsPermanent(err error) bool {
-	var se *mail.SendError
-	if errors.As(err, &se) {
-		return !se.IsTemp()
-	}
-	return false
 }
 
 // Printer is the Sender of nomail mode: it prints each mail instead of
