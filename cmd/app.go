@@ -115,6 +115,7 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 		Store:        a.store(),
 		Sender:       a.sender(),
 		Composer:     notify.Composer{ServerName: s.General.ServerName, BustThreading: s.Email.BustThreading},
+		Windows:      a.windows(),
 		AlertContact: s.General.AlertContact,
 		Concurrency:  s.General.Concurrency,
 		Env:          env,

@@ -24,10 +24,15 @@ const EmailFetchFailure = "Email Fetch Failure"
 // user to the user, found and deleted over IMAP.
 type EmailCheck struct {
 	Email config.Email
+	// ServerName names this checker in the probe's subject, so that
+	// checkers sharing a mailbox never delete each other's probes.
+	ServerName string
 }
 
 // NewEmailCheck returns the self-check for the settings.
-func NewEmailCheck(s *config.Settings) *EmailCheck { return &EmailCheck{Email: s.Email} }
+func NewEmailCheck(s *config.Settings) *EmailCheck {
+	return &EmailCheck{Email: s.Email, ServerName: s.General.ServerName}
+}
 
 // Validate requires mail to be configured.
 func (e *EmailCheck) Validate() error {
@@ -58,8 +63,9 @@ func (e *EmailCheck) Check(ctx context.Context, env *Env) Result {
 	smtpConf := SMTPConfig(e.Email)
 	smtpConf.TLSConfig = tlsConf
 	sc := notify.SelfCheck{
-		SMTP: notify.NewSMTP(smtpConf),
-		From: e.Email.User,
+		SMTP:       notify.NewSMTP(smtpConf),
+		From:       e.Email.User,
+		ServerName: e.ServerName,
 		IMAP: notify.IMAPConfig{Host: e.Email.IMAPServer, Port: e.Email.IMAPPort, Security: e.Email.IMAPTLS,
 			User: e.Email.User, Pass: e.Email.Pass, Mailbox: e.mailbox(), TLSConfig: tlsConf},
 		Wait: e.Email.SelfCheckWait,
@@ -74,7 +80,7 @@ func (e *EmailCheck) Check(ctx context.Context, env *Env) Result {
 
 // SMTPConfig is how checker sends mail with these settings.
 func SMTPConfig(e config.Email) notify.SMTPConfig {
-	return notify.SMTPConfig{Host: e.SMTPServer, Port: e.SMTPPort, Security: e.SMTPTLS, User: e.User, Pass: e.Pass, From: e.User}
+	return notify.SMTPConfig{Host: e.SMTPServer, Port: e.SMTPPort, Security: e.SMTPTLS, User: e.User, Pass: e.Pass, From: e.User, Helo: e.Helo}
 }
 
 // emailJobs adds the hourly self-check when mail is configured and on.
