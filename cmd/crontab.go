@@ -21,10 +21,6 @@ import (
 	"checker/jobs"
 )
 
-// exitNoPerm is EX_NOPERM: the user running checker may not read a file it
-// needs.
-const exitNoPerm = 77
-
 // crontabTimeout bounds each run of crontab(1), which never needs long.
 const crontabTimeout = 30 * time.Second
 

@@ -21,6 +21,7 @@ import (
 const (
 	exitUsage    = 2
 	exitTempFail = 75 // EX_TEMPFAIL: the state lock was held too long
+	exitNoPerm   = 77 // EX_NOPERM: this user may not read or write a file checker needs
 	exitConfig   = 78 // EX_CONFIG: the settings are wrong
 )
 
@@ -68,6 +69,7 @@ const exitCodesHelp = `Exit codes:
   2   bad usage (for check: CRITICAL)
   3   for check: UNKNOWN (bad arguments or settings)
   75  cron: another invocation held the state lock too long
+  77  this user may not read a file checker needs (crontab --install)
   78  the settings file has errors (see checker config validate)`
 
 func newRootCommand(g *globalOptions) *cobra.Command {
