@@ -389,9 +389,20 @@ func readCrontab(ctx context.Context) (string, error) {
 		if strings.Contains(stderr.String(), "no crontab") {
 			return "", nil
 		}
-		return "", fmt.Errorf("crontab -l (as %s): %v: %s", userName(), err, strings.TrimSpace(stderr.String()))
+		return "", crontabError("crontab -l", err, stderr.String())
 	}
 	return current.String(), nil
+}
+
+// crontabError says what went wrong running crontab(1), as whom.
+func crontabError(what string, err error, output string) error {
+	if errors.Is(err, exec.ErrNotFound) {
+		return fmt.Errorf("%s: no crontab command on PATH (is cron installed? apt install cron)", what)
+	}
+	if out := strings.TrimSpace(output); out != "" {
+		return fmt.Errorf("%s (as %s): %v: %s", what, userName(), err, out)
+	}
+	return fmt.Errorf("%s (as %s): %v", what, userName(), err)
 }
 
 // writeCrontab replaces the current user's crontab with table.
@@ -403,7 +414,7 @@ func writeCrontab(ctx context.Context, table string) error {
 	write.Stdin = strings.NewReader(table)
 	write.Stdout, write.Stderr = &stdout, &stderr
 	if err := write.Run(); err != nil {
-		return fmt.Errorf("crontab - (as %s): %v: %s", userName(), err, strings.TrimSpace(stdout.String()+stderr.String()))
+		return crontabError("crontab -", err, stdout.String()+stderr.String())
 	}
 	return nil
 }
