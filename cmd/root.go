@@ -105,13 +105,24 @@ the failure and notification rules, mails the admins and saves its state.
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
-	root.Version = versionString()
-	root.SetVersionTemplate(versionLine() + "\n")
 	// Added here rather than by cobra at execution so that the walk below
 	// and the generated documentation see it.
 	root.InitDefaultCompletionCmd()
 	root.SetFlagErrorFunc(flagError)
 	rejectUnknownSubcommands(root)
+
+	// --version by hand: cobra's Version field prints through a template,
+	// and any template in the binary keeps every exported method alive in
+	// the linker (12 MB → 21 MB, and more memory for every cron run).
+	showVersion := root.Flags().Bool("version", false, "print the version (as checker version)")
+	group := root.RunE
+	root.RunE = func(c *cobra.Command, args []string) error {
+		if *showVersion {
+			_, err := fmt.Fprintln(g.stdout, versionLine())
+			return err
+		}
+		return group(c, args)
+	}
 	return root
 }
 
