@@ -221,10 +221,9 @@ func checkInstallable(g *globalOptions, settings string) error {
 			who := userName()
 			owner, group, mode := fileOwnership(settings)
 			return &exitError{code: exitNoPerm, err: fmt.Errorf(
-				"user %s cannot read the settings file %s (%s:%s %04o), and cron would run checker as %s; "+
-					"install the crontab as the user checker runs as (sudo -u USER checker -f %s crontab --install) "+
-					"and give that user read access (group %s, mode 0640); nothing installed",
-				who, settings, owner, group, mode, who, settings, group)}
+				"user %s cannot read the settings file %s (%s:%s %04o), and cron would run checker as %s: "+
+					"let it read the file (chgrp %s %s; chmod 0640 %s) or install the crontab as a user who can; nothing installed",
+				who, settings, owner, group, mode, who, groupName(), settings, settings)}
 		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("settings file: %w; nothing installed", err)}
 	}
@@ -318,6 +317,16 @@ func fileOwnership(path string) (owner, group string, mode fs.FileMode) {
 		group = gr.Name
 	}
 	return owner, group, fi.Mode().Perm()
+}
+
+// groupName is the name of the primary group of the user running checker,
+// or its gid.
+func groupName() string {
+	gid := strconv.Itoa(os.Getgid())
+	if g, err := user.LookupGroupId(gid); err == nil {
+		return g.Name
+	}
+	return gid
 }
 
 // userName is the name of the user running checker, or its uid.
