@@ -121,6 +121,9 @@ the failure and notification rules, mails the admins and saves its state.
 			_, err := fmt.Fprintln(g.stdout, versionLine())
 			return err
 		}
+		if group == nil {
+			return c.Help()
+		}
 		return group(c, args)
 	}
 	return root
