@@ -1,17 +1,69 @@
-# checker — build, try, test.
-GO      ?= go
-BIN     ?= bin/checker
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X checker/cmd.version=$(VERSION)
-PREFIX  ?= /usr/local
+# checker — build, install, try, test.
+#
+#   make build          as yourself, with Go: bin/checker (static), bin/man,
+#                       bin/completions
+#   sudo make install   copies those; needs no Go (sudo's PATH has none)
+GO       ?= go
+BUILDDIR ?= bin
+BIN      ?= $(BUILDDIR)/checker
+# Recursive (=), not immediate: `sudo make install` must not run git or go.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   = -s -w -X checker/cmd.version=$(VERSION)
+# The man pages' date: the last commit's, so a rebuild changes nothing.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 
-.PHONY: build install demo test deps-test vet bench faults fuzz clean
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+DOCDIR      ?= $(DATADIR)/doc/checker
 
+.PHONY: build install uninstall demo test deps-test vet bench faults fuzz clean
+
+# CGO_ENABLED=0: a static binary, the same on every Linux, no libc lookups.
+# The man pages and completions come from a separate program
+# (internal/gendocs) so that cobra's doc package stays out of the binary.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./internal/gendocs -out $(BUILDDIR) -version $(VERSION)
 
-install: build
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/checker
+# Copies what `make build` made; never builds (root's PATH has no Go). The
+# logrotate snippet is a configuration file: an existing one is kept.
+install:
+	@test -x $(BIN) && test -f $(BUILDDIR)/man/man1/checker.1 && test -f $(BUILDDIR)/completions/checker.bash || { \
+	  echo "make install: $(BIN), its man pages or its completions are missing:" >&2; \
+	  echo "  run 'make build' first (as yourself, with Go), then 'sudo make install'" >&2; exit 1; }
+	@stale=$$(find . -name $(notdir $(BUILDDIR)) -prune -o \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer $(BIN) -print | head -n 1); \
+	  if [ -n "$$stale" ]; then \
+	    echo "make install: $(BIN) is older than $$stale: run 'make build' again first" >&2; exit 1; fi
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+	  $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/checker
+	install -m 0644 $(BUILDDIR)/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BUILDDIR)/completions/checker.bash $(DESTDIR)$(BASHCOMPDIR)/checker
+	install -m 0644 $(BUILDDIR)/completions/_checker $(DESTDIR)$(ZSHCOMPDIR)/_checker
+	install -m 0644 $(BUILDDIR)/completions/checker.fish $(DESTDIR)$(FISHCOMPDIR)/checker.fish
+	sed 's|/usr/local/bin/checker|$(BINDIR)/checker|g' checker.service > $(DESTDIR)$(UNITDIR)/checker.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/checker.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/logrotate.d/checker ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/logrotate.d/checker (the shipped one is packaging/logrotate.d/checker)"; \
+	else echo "install -m 0644 packaging/logrotate.d/checker $(DESTDIR)$(SYSCONFDIR)/logrotate.d/checker"; \
+	  install -m 0644 packaging/logrotate.d/checker $(DESTDIR)$(SYSCONFDIR)/logrotate.d/checker; fi
+	install -m 0644 settings.cfg.example crontab.example $(DESTDIR)$(DOCDIR)/
+
+# Removes what install put in place; settings, state, logs and the
+# logrotate snippet stay.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/checker $(DESTDIR)$(MANDIR)/man1/checker.1 $(DESTDIR)$(MANDIR)/man1/checker-*.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/checker $(DESTDIR)$(ZSHCOMPDIR)/_checker $(DESTDIR)$(FISHCOMPDIR)/checker.fish \
+	  $(DESTDIR)$(UNITDIR)/checker.service
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 # A real cron run on the built-in defaults: no mail server (--nomail), no
 # Redis (the local heartbeat store), against endpoints it starts itself.
@@ -22,19 +74,22 @@ demo: build
 test: deps-test vet
 	$(GO) test -race -count=1 ./...
 
-# redis-server (from Debian's packages) for the heartbeat store tests.
+# From Debian's packages: redis-server for the heartbeat store tests,
+# logrotate for the test of the shipped logrotate snippet.
 deps-test:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing redis-server (needed by the heartbeat tests)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@missing=; for p in redis-server logrotate; do \
+	  command -v $$p >/dev/null 2>&1 || test -x /usr/sbin/$$p || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing (needed by the tests)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
 clean:
-	rm -rf bin
+	rm -rf $(BUILDDIR)
 
 # Performance evidence (bench/run.sh): wall time and peak RSS of whole cron
 # runs against loopback servers, then the in-process Go benchmarks.

@@ -73,26 +73,56 @@ func (a *app) close() {
 
 // logger is debug to stderr with -d; debug to the logfile with -v (stderr
 // when there is none); else warnings and errors to the logfile, if set.
+//
+// A logfile that cannot be opened must neither stop the checks nor make
+// cron mail every minute. The lines go to a fallback log next to the state
+// file instead, and stderr (which cron mails) says so at most once an hour
+// per logfile, remembered by a marker file beside the fallback log. With -v
+// the operator is watching: lines and the notice go to stderr every time.
 func (g *globalOptions) logger(s *config.Settings) (*slog.Logger, func()) {
 	level := slog.LevelWarn
 	if g.verbose || g.debug {
 		level = slog.LevelDebug
 	}
-	if g.debug || (g.verbose && s.General.LogFile == "") {
-		// -d, or -v with no logfile to write to: debug to stderr.
-		return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})), func() {}
+	opts := &slog.HandlerOptions{Level: level}
+	toStderr := func() (*slog.Logger, func()) {
+		return slog.New(slog.NewTextHandler(g.stderr, opts)), func() {}
 	}
-	if s.General.LogFile == "" {
+	logFile := s.General.LogFile
+	if g.debug || (g.verbose && logFile == "") {
+		// -d, or -v with no logfile to write to: debug to stderr.
+		return toStderr()
+	}
+	if logFile == "" {
 		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
 	}
-	if err := os.MkdirAll(filepath.Dir(s.General.LogFile), 0o755); err == nil {
-		if f, err := os.OpenFile(s.General.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
-			return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
-		}
+	dir := filepath.Dir(s.General.StateFile)
+	marker := filepath.Join(dir, fmt.Sprintf(".checker-logfile-%016x", fnv64(logFile)))
+	f, err := openLog(logFile, 0o755)
+	if err == nil {
+		// Working again: the next failure is news at once. Removing a
+		// marker that is not there costs one system call.
+		os.Remove(marker)
+		return slog.New(slog.NewTextHandler(f, opts)), func() { f.Close() }
 	}
-	// An unwritable log must not stop the checks; cron mails stderr.
-	fmt.Fprintf(g.stderr, "checker: cannot open logfile %s; logging to stderr\n", s.General.LogFile)
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})), func() {}
+	hint := fmt.Sprintf("make %s writable for user %s", logFile, userName())
+	if g.verbose {
+		fmt.Fprintf(g.stderr, "checker: cannot open logfile: %v; logging to stderr (%s)\n", err, hint)
+		return toStderr()
+	}
+	// 0700: the state directory, if this creates it, is the state's.
+	fallback := filepath.Join(dir, "checker-fallback.log")
+	ff, ferr := openLog(fallback, 0o700)
+	if ferr != nil {
+		fmt.Fprintf(g.stderr, "checker: cannot open logfile: %v, nor the fallback: %v; logging to stderr (%s)\n", err, ferr, hint)
+		return toStderr()
+	}
+	log := slog.New(slog.NewTextHandler(ff, opts))
+	if reportDue(marker, logFile, g.clock(), time.Hour) {
+		fmt.Fprintf(g.stderr, "checker: cannot open logfile: %v; logging to %s instead (%s; this notice repeats at most hourly)\n", err, fallback, hint)
+		log.Error("cannot open logfile; logging here instead", "error", err)
+	}
+	return log, func() { ff.Close() }
 }
 
 func (a *app) store() *state.Store { return &state.Store{Path: a.settings.General.StateFile} }

@@ -9,32 +9,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes beyond 0 and 1.
 const (
 	exitUsage    = 2
 	exitTempFail = 75 // EX_TEMPFAIL: the state lock was held too long
+	exitNoPerm   = 77 // EX_NOPERM: this user may not read or write a file checker needs
 	exitConfig   = 78 // EX_CONFIG: the settings are wrong
 )
-
-// version is set at build time with -ldflags "-X checker/cmd.version=…".
-var version = ""
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
 
 // exitError carries an exit code to main. A nil err exits silently.
 type exitError struct {
@@ -59,6 +48,19 @@ type globalOptions struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	getenv     func(string) string
+	// arg0 is the path the binary was run by (os.Args[0]); crontab writes
+	// it into the crontab as given, never with symlinks resolved. Empty:
+	// the running executable's path.
+	arg0 string
+	// now is the clock; nil means time.Now.
+	now func() time.Time
+}
+
+func (g *globalOptions) clock() time.Time {
+	if g.now != nil {
+		return g.now()
+	}
+	return time.Now()
 }
 
 const exitCodesHelp = `Exit codes:
@@ -67,6 +69,7 @@ const exitCodesHelp = `Exit codes:
   2   bad usage (for check: CRITICAL)
   3   for check: UNKNOWN (bad arguments or settings)
   75  cron: another invocation held the state lock too long
+  77  this user may not read a file checker needs (crontab --install)
   78  the settings file has errors (see checker config validate)`
 
 func newRootCommand(g *globalOptions) *cobra.Command {
@@ -102,7 +105,35 @@ the failure and notification rules, mails the admins and saves its state.
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	// Added here rather than by cobra at execution so that the walk below
+	// and the generated documentation see it.
+	root.InitDefaultCompletionCmd()
+	root.SetFlagErrorFunc(flagError)
+	rejectUnknownSubcommands(root)
+
+	// --version by hand: cobra's Version field prints through a template,
+	// and any template in the binary keeps every exported method alive in
+	// the linker (12 MB → 21 MB, and more memory for every cron run).
+	showVersion := root.Flags().Bool("version", false, "print the version (as checker version)")
+	group := root.RunE
+	root.RunE = func(c *cobra.Command, args []string) error {
+		if *showVersion {
+			_, err := fmt.Fprintln(g.stdout, versionLine())
+			return err
+		}
+		if group == nil {
+			return c.Help()
+		}
+		return group(c, args)
+	}
 	return root
+}
+
+// NewRootCommand builds checker's whole command tree, writing to stdout and
+// stderr and reading the environment. The documentation generator
+// (internal/gendocs) walks it for the man pages and shell completions.
+func NewRootCommand() *cobra.Command {
+	return newRootCommand(&globalOptions{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 }
 
 // extraCommands are added by command files that need nothing else wired.
@@ -117,7 +148,7 @@ func Execute() int {
 	// go-redis logs connection trouble process-wide on stderr; the same
 	// errors reach checker as return values and are reported once, clearly.
 	redis.SetLogger(quietRedisLogger{})
-	g := &globalOptions{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	g := &globalOptions{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, arg0: os.Args[0], now: time.Now}
 	return execute(g, os.Args[1:])
 }
 
@@ -137,8 +168,10 @@ func execute(g *globalOptions, args []string) int {
 	}
 	fmt.Fprintf(g.stderr, "checker: %v\n", err)
 	if cmd != nil && cmd.Annotations["usage-exit"] != "" {
-		// check reports bad arguments as UNKNOWN, per the Nagios convention.
-		fmt.Fprintf(g.stdout, "UNKNOWN - %v\n", err)
+		// check reports bad arguments as UNKNOWN, per the Nagios convention:
+		// one line on stdout, the rest (suggestions) went to stderr above.
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		fmt.Fprintf(g.stdout, "UNKNOWN - %s\n", first)
 		return 3
 	}
 	if isUsageError(err) {
@@ -157,4 +190,123 @@ func isUsageError(err error) bool {
 		}
 	}
 	return false
+}
+
+// rejectUnknownSubcommands makes every command group reject an unknown
+// subcommand with exit 2 and cobra's suggestions. Cobra does that only for
+// the root: a group without its own Run prints its help and exits 0 on any
+// argument, so "checker config valdate" would read as success. A group with
+// no argument still prints its help. Groups with their own Run keep it, and
+// an argument their Args reject is reported the same way.
+func rejectUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		rejectUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() {
+		return
+	}
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2
+	}
+	if c.Run != nil || c.RunE != nil {
+		validate := c.Args
+		if validate == nil {
+			return
+		}
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := validate(c, args); err != nil {
+				if len(args) > 0 {
+					return unknownCommand(c, args[0])
+				}
+				return err
+			}
+			return nil
+		}
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	if c.ValidArgsFunction == nil {
+		c.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		return unknownCommand(c, args[0])
+	}
+}
+
+// unknownCommand is the usage error for an unknown subcommand name of c.
+func unknownCommand(c *cobra.Command, name string) error {
+	return fmt.Errorf("unknown command %q for %q%s", name, c.CommandPath(),
+		didYouMean(c.SuggestionsFor(name), c.CommandPath()))
+}
+
+// flagError adds suggestions to cobra's "unknown flag" errors, which have
+// none of their own (crontab --instal), and says where the usage is.
+func flagError(c *cobra.Command, err error) error {
+	var suggestions []string
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+		var names []string
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if !f.Hidden && f.Deprecated == "" {
+				names = append(names, f.Name)
+			}
+		})
+		for _, s := range suggest(name, names, 2) {
+			suggestions = append(suggestions, "--"+s)
+		}
+	}
+	return fmt.Errorf("%w%s", err, didYouMean(suggestions, c.CommandPath()))
+}
+
+// didYouMean is the tail of a usage error: the suggestions, if any, and
+// where to find the usage.
+func didYouMean(suggestions []string, path string) string {
+	var b strings.Builder
+	if len(suggestions) > 0 {
+		b.WriteString("\n\nDid you mean this?\n")
+		for _, s := range suggestions {
+			fmt.Fprintf(&b, "\t%s\n", s)
+		}
+	} else {
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "\nRun '%s --help' for usage.", path)
+	return b.String()
+}
+
+// suggest returns the candidates that typed is a prefix of or within
+// maxDistance edits of, as cobra suggests command names.
+func suggest(typed string, candidates []string, maxDistance int) []string {
+	var out []string
+	lower := strings.ToLower(typed)
+	for _, c := range candidates {
+		lc := strings.ToLower(c)
+		if strings.HasPrefix(lc, lower) || editDistance(lower, lc) <= maxDistance {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
