@@ -16,9 +16,6 @@ import (
 	"checker/state"
 )
 
-// exitNoPerm is EX_NOPERM: the state cannot be used by this user.
-const exitNoPerm = 77
-
 // windows tells which maintenance window covers a job at a time; nil when
 // the settings have none.
 func (a *app) windows() func(job string, now time.Time) (string, bool) { return nil }
