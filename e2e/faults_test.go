@@ -494,8 +494,19 @@ func TestBadStateFileThroughBinary(t *testing.T) {
 // non-zero exit, which cron mails. Once there is room again, runs go on.
 func TestDiskFullWhileSaving(t *testing.T) {
 	t.Run("tmpfs", func(t *testing.T) {
+		// The database writes into its free pages in place; a run that
+		// needs it to grow (many more jobs than before) cannot.
 		in := diskFullInstance(t, true)
 		filler := filepath.Join(in.dir, "filler")
+		db := newTCPPort(t)
+		var cfg strings.Builder
+		cfg.WriteString("[email]\nnomail = yes\n")
+		for i := 0; i < 1000; i++ {
+			fmt.Fprintf(&cfg, "[tcp:j%04d]\ntarget = %s\n", i, db.addr)
+		}
+		if err := os.WriteFile(in.cfg, []byte(cfg.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		fillDisk(t, filler)
 		before := in.state()
 		r := in.run("cron", "minute")
@@ -503,8 +514,8 @@ func TestDiskFullWhileSaving(t *testing.T) {
 
 		os.Remove(filler)
 		in.cron("minute")
-		if st := in.state(); st.Jobs["tcp:j00"].LastStatus != "OK" || st.LastRun.Error != "" {
-			t.Errorf("after freeing space: %+v, last run %+v", st.Jobs["tcp:j00"], st.LastRun)
+		if st := in.state(); len(st.Jobs) != 1020 || st.Jobs["tcp:j0999"].LastStatus != "OK" || st.LastRun.Error != "" {
+			t.Errorf("after freeing space: %d jobs, %+v, last run %+v", len(st.Jobs), st.Jobs["tcp:j0999"], st.LastRun)
 		}
 	})
 	t.Run("tmpfs-after-the-jobs-ran", func(t *testing.T) {

@@ -211,7 +211,8 @@ func TestHeartbeatPush(t *testing.T) {
 }
 
 // TestHeartbeatRedisUnreachable: with Redis down, a cron run still
-// completes, promptly, and says why every heartbeat job failed.
+// completes, promptly; heartbeat:store sends the one notice, and the
+// heartbeat jobs are not checked (and so send none).
 func TestHeartbeatRedisUnreachable(t *testing.T) {
 	in := newInstance(t, "[email]\nnomail = yes\n[heartbeat]\nredis = redis://"+redistest.ClosedAddr(t)+"/0\nservices = a, b, c\n")
 	r := in.run("cron", "minute")
@@ -222,8 +223,9 @@ func TestHeartbeatRedisUnreachable(t *testing.T) {
 	if r.took > 30*time.Second {
 		t.Errorf("cron minute took %s with Redis refusing connections", r.took)
 	}
-	if !strings.Contains(r.stdout, "heartbeat store unreachable") {
-		t.Errorf("the printed notices do not say the store is unreachable:\n%s", r.stdout)
+	if strings.Count(r.stdout, "--- mail not sent") != 1 || !strings.Contains(r.stdout, "heartbeat:store is failing") ||
+		!strings.Contains(r.stdout, "heartbeat store unreachable") {
+		t.Errorf("want one printed notice, from heartbeat:store, saying the store is unreachable:\n%s", r.stdout)
 	}
 	if r.stderr != "" {
 		t.Errorf("cron minute wrote to stderr (cron would mail it):\n%s", r.stderr)
@@ -231,8 +233,11 @@ func TestHeartbeatRedisUnreachable(t *testing.T) {
 	st := in.state()
 	for _, svc := range []string{"a", "b", "c"} {
 		j := st.Jobs["heartbeat:"+svc]
-		if j == nil || j.LastStatus != "CRITICAL" || !j.Failing || !strings.HasPrefix(j.LastMessage, "heartbeat store unreachable") {
-			t.Errorf("heartbeat:%s = %+v, want CRITICAL - heartbeat store unreachable…", svc, j)
+		if j == nil || j.Failing || j.LastMessage != "not checked: heartbeat store unreachable" {
+			t.Errorf("heartbeat:%s = %+v, want not checked", svc, j)
 		}
+	}
+	if j := st.Jobs["heartbeat:store"]; j == nil || !j.Failing || j.LastStatus != "CRITICAL" {
+		t.Errorf("heartbeat:store = %+v, want failing", j)
 	}
 }
