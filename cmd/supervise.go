@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"errors"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,7 +29,12 @@ func newSuperviseCommand(g *globalOptions) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			// checker passes the status pipe as the first extra file (fd 3).
+			// checker passes the status pipe as the first extra file (fd 3);
+			// anything else there is not ours to write to.
+			var st syscall.Stat_t
+			if err := syscall.Fstat(3, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+				return &exitError{code: exitUsage, err: errors.New("the supervisor reports on a pipe at fd 3; checker starts it for command jobs")}
+			}
 			status := os.NewFile(3, "supervisor status")
 			if code := jobs.Supervise(parent, timeout, args, status, g.stderr); code != 0 {
 				return &exitError{code: code}

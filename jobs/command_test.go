@@ -452,3 +452,24 @@ func TestSplitArgs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCommand runs /bin/true as a command job, directly and under the
+// supervisor (here the test binary, whose package start-up is close to
+// checker's): the difference is what the supervisor costs each job.
+func BenchmarkCommand(b *testing.B) {
+	for _, mode := range commandModes {
+		b.Run(mode.name, func(b *testing.B) {
+			env := mode.env()
+			defer env.Close()
+			c := &jobs.Command{Argv: []string{"/bin/true"}}
+			if err := c.Validate(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if r := c.Check(context.Background(), env); r.Status != jobs.OK {
+					b.Fatal(r.Line())
+				}
+			}
+		})
+	}
+}
