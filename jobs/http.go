@@ -28,13 +28,15 @@ const maxRedirects = 10
 // Follow is set and ExpectStatus is not itself a redirect (3xx); a redirect
 // from https to plain http fails unless AllowDowngrade.
 type HTTP struct {
-	URL            string `cfg:"url,required,list=urls"`
-	Method         string `cfg:"method"`
-	ExpectStatus   int    `cfg:"expect_status"`
-	Contains       string `cfg:"contains"`
-	Insecure       bool   `cfg:"insecure"`
-	Follow         bool   `cfg:"follow"`
-	AllowDowngrade bool   `cfg:"allow_downgrade"`
+	URL          string `cfg:"url,required,list=urls"`
+	Method       string `cfg:"method"`
+	ExpectStatus int    `cfg:"expect_status"`
+	Contains     string `cfg:"contains"`
+	Insecure     bool   `cfg:"insecure"`
+	// Follow is on by default for jobs (the type's New); the zero value of
+	// a literal HTTP does not follow.
+	Follow         bool `cfg:"follow"`
+	AllowDowngrade bool `cfg:"allow_downgrade"`
 }
 
 // Validate checks the URL, method and status.
