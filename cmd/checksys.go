@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,8 +24,7 @@ selfcheck_wait, and deletes it. Prints the session log with -d.`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			a, err := g.loadApp()
 			if err != nil {
-				fmt.Fprintf(g.stdout, "UNKNOWN - %v\n", err)
-				return &exitError{code: 3}
+				return printCheckError(g, o, "email", "", err)
 			}
 			defer a.close()
 			spec := jobs.NewEmailCheck(a.settings)

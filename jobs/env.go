@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,16 @@ type Env struct {
 	Now func() time.Time
 	// RootCAs verifies TLS peers; nil means the system roots.
 	RootCAs *x509.CertPool
+	// Supervisor is the argv of the supervisor process that runs each
+	// command job (the checker binary with its hidden supervise command).
+	// The supervisor leads the job's process group and kills the whole
+	// group when checker dies, even by SIGKILL, or the timeout passes. Nil
+	// runs jobs directly, with PR_SET_PDEATHSIG on the job's first process
+	// as the only guard against checker dying (unit tests).
+	Supervisor []string
+
+	jobEnvOnce sync.Once
+	jobEnv     []string
 
 	httpOnce     sync.Once
 	httpClient   *http.Client
@@ -69,6 +81,36 @@ func (e *Env) Close() error {
 		e.insecureHTTP.CloseIdleConnections()
 	}
 	return first
+}
+
+// JobEnviron is the environment command jobs run with: this process's,
+// without any CHECKER_* variable (CHECKER_EMAIL_PASS gives the mail
+// password) and without any variable whose value is the configured mail
+// password. It is built once per Env, that is once per run.
+func (e *Env) JobEnviron() []string {
+	e.jobEnvOnce.Do(func() {
+		pass := ""
+		if e.Settings != nil {
+			pass = e.Settings.Email.Pass
+		}
+		e.jobEnv = scrubEnviron(os.Environ(), pass)
+	})
+	return e.jobEnv
+}
+
+// scrubEnviron drops from environ (KEY=value entries) the CHECKER_*
+// variables and, when pass is not empty, every variable whose value is
+// pass.
+func scrubEnviron(environ []string, pass string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(strings.ToUpper(k), "CHECKER_") || (pass != "" && v == pass) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // NewEnv returns an Env for the settings.

@@ -273,3 +273,159 @@ func TestHTTPRunRecoversPanic(t *testing.T) {
 		t.Errorf("detail does not hold the stack: %q", r.Detail)
 	}
 }
+
+// TestHTTPBodyDripsPastTimeout: a server that sends its headers and then
+// drips the body past the timeout fails, also without contains: an
+// endpoint that cannot deliver its page in time is not up.
+func TestHTTPBodyDripsPastTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		for range 1000 {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	for _, contains := range []string{"", "x"} {
+		t.Run("contains="+contains, func(t *testing.T) {
+			r := runJob(t, newHTTPJob(t, srv.URL, func(h *jobs.HTTP) { h.Contains = contains }), nil, 300*time.Millisecond)
+			wantStatus(t, r, jobs.Critical)
+			if !strings.Contains(r.Message, "not complete within the timeout") && !strings.Contains(r.Message, "timed out") {
+				t.Errorf("message %q does not say the body was late", r.Message)
+			}
+		})
+	}
+}
+
+// TestHTTPBodyCutShort: a body shorter than its Content-Length (the server
+// closed the connection early) fails, also without contains.
+func TestHTTPBodyCutShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		io.WriteString(w, "only this")
+	}))
+	defer srv.Close()
+	r := runJob(t, newHTTPJob(t, srv.URL, nil), nil, 5*time.Second)
+	wantStatus(t, r, jobs.Critical)
+	if !strings.Contains(r.Message, "reading the body") || !strings.Contains(r.Message, "9 bytes read") {
+		t.Errorf("message %q", r.Message)
+	}
+}
+
+func TestHTTPPerfdata(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	r := runJob(t, newHTTPJob(t, srv.URL, nil), nil, 5*time.Second)
+	wantStatus(t, r, jobs.OK)
+	if !strings.Contains(r.Message, "200 OK, 5 bytes in ") {
+		t.Errorf("message %q does not give status and size", r.Message)
+	}
+	if !strings.HasPrefix(r.Perfdata, "time=") || !strings.HasSuffix(r.Perfdata, "s;;;0 size=5B;;;0") {
+		t.Errorf("perfdata %q, want time=…s;;;0 size=5B;;;0", r.Perfdata)
+	}
+}
+
+// redirector answers /moved with 301 to target and anything else with 200.
+func redirector(target string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		io.WriteString(w, "landed on "+r.Host)
+	})
+}
+
+func TestHTTPRedirects(t *testing.T) {
+	plain := httptest.NewServer(redirector("/"))
+	defer plain.Close()
+	secure := httptest.NewUnstartedServer(nil)
+	secure.Config.Handler = redirector(plain.URL + "/")
+	secure.StartTLS()
+	defer secure.Close()
+	secureSelf := httptest.NewTLSServer(nil)
+	secureSelf.Config.Handler = redirector(secureSelf.URL + "/")
+	defer secureSelf.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(secure.Certificate())
+	roots.AddCert(secureSelf.Certificate())
+
+	tests := []struct {
+		name string
+		url  string
+		edit func(*jobs.HTTP)
+		want jobs.Status
+		msg  string
+	}{
+		{"followed by default", plain.URL + "/moved", nil, jobs.OK, "redirected to " + plain.URL + "/"},
+		{"follow = no", plain.URL + "/moved", func(h *jobs.HTTP) { h.Follow = false }, jobs.Critical, "status 301 Moved Permanently, want 200 (Location: /)"},
+		{"expect 301 is not followed", plain.URL + "/moved", func(h *jobs.HTTP) { h.ExpectStatus = 301 }, jobs.OK, "301 Moved Permanently"},
+		{"expect 301, not redirected", plain.URL + "/", func(h *jobs.HTTP) { h.ExpectStatus = 301 }, jobs.Critical, "status 200 OK, want 301"},
+		{"https to https", secureSelf.URL + "/moved", nil, jobs.OK, "200 OK"},
+		{"https to http refused", secure.URL + "/moved", nil, jobs.Critical, "redirected from " + secure.URL + "/moved to plain http " + plain.URL + "/ (set allow_downgrade = yes"},
+		{"https to http allowed", secure.URL + "/moved", func(h *jobs.HTTP) { h.AllowDowngrade = true }, jobs.OK, "redirected to " + plain.URL + "/"},
+		{"https to http, contains checked nowhere", secure.URL + "/moved", func(h *jobs.HTTP) { h.Contains = "landed" }, jobs.Critical, "plain http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := &jobs.Env{RootCAs: roots}
+			defer env.Close()
+			h := newHTTPJob(t, tt.url, func(h *jobs.HTTP) {
+				h.Follow = true
+				if tt.edit != nil {
+					tt.edit(h)
+				}
+			})
+			r := runJob(t, h, env, 5*time.Second)
+			wantStatus(t, r, tt.want)
+			if !strings.Contains(r.Message, tt.msg) {
+				t.Errorf("message %q does not contain %q", r.Message, tt.msg)
+			}
+		})
+	}
+}
+
+func TestHTTPRedirectLoop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/again", http.StatusFound)
+	}))
+	defer srv.Close()
+	r := runJob(t, newHTTPJob(t, srv.URL, func(h *jobs.HTTP) { h.Follow = true }), nil, 5*time.Second)
+	wantStatus(t, r, jobs.Critical)
+	if !strings.Contains(r.Message, "stopped after 10 redirects") {
+		t.Errorf("message %q", r.Message)
+	}
+}
+
+// TestHTTPRedirectKeys: the follow and allow_downgrade keys reach the job,
+// following is on by default.
+func TestHTTPRedirectKeys(t *testing.T) {
+	js, problems := loadSettings(t, `[http:a]
+url = http://127.0.0.1:1/
+[http:b]
+url = http://127.0.0.1:1/
+follow = no
+allow_downgrade = yes
+expect_status = 301
+`)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	m := jobsByName(js, "http")
+	if a := m["http:a"].Spec.(*jobs.HTTP); !a.Follow || a.AllowDowngrade {
+		t.Errorf("http:a = %+v, want follow on, no downgrade", a)
+	}
+	if b := m["http:b"].Spec.(*jobs.HTTP); b.Follow || !b.AllowDowngrade || b.ExpectStatus != 301 {
+		t.Errorf("http:b = %+v", b)
+	}
+}

@@ -25,7 +25,7 @@ func (t *TCP) Validate() error {
 // Target is host:port.
 func (t *TCP) Target() string { return t.Addr }
 
-// Check dials the target.
+// Check dials the target; its perfdata is the time the connection took.
 func (t *TCP) Check(ctx context.Context, _ *Env) Result {
 	start := time.Now()
 	var d net.Dialer
@@ -33,8 +33,11 @@ func (t *TCP) Check(ctx context.Context, _ *Env) Result {
 	if err != nil {
 		return Resultf(Critical, "cannot connect to %s: %v", t.Addr, unwrapOp(err))
 	}
+	took := time.Since(start)
 	conn.Close()
-	return Resultf(OK, "connected to %s in %s", t.Addr, roundDuration(time.Since(start)))
+	r := Resultf(OK, "connected to %s in %s", t.Addr, roundDuration(took))
+	r.Perfdata = fmt.Sprintf("time=%.6fs;;;0", took.Seconds())
+	return r
 }
 
 // unwrapOp shortens net.OpError chains to their useful tail.

@@ -64,3 +64,25 @@ func TestTCPValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestTCPPerfdata(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	r := runJob(t, validated(t, &jobs.TCP{Addr: ln.Addr().String()}), nil, 5*time.Second)
+	wantStatus(t, r, jobs.OK)
+	if !strings.HasPrefix(r.Perfdata, "time=0.") || !strings.HasSuffix(r.Perfdata, "s;;;0") {
+		t.Errorf("perfdata %q, want time=…s;;;0", r.Perfdata)
+	}
+}

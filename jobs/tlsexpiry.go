@@ -10,18 +10,39 @@ import (
 	"time"
 )
 
-func init() { register("tls", Type{New: func() Spec { return &TLS{WarnDays: 30} }}) }
+func init() { register("tls", Type{New: func() Spec { return &TLS{WarnDays: 30, CritDays: -1} }}) }
+
+// defaultCritDays is crit_days when not given, if warn_days is larger.
+const defaultCritDays = 7
 
 // TLS succeeds when the certificate chain of Addr verifies for its host name
-// and the leaf expires more than WarnDays from now.
+// and the leaf expires more than WarnDays from now. It is CRITICAL when the
+// chain does not verify or the leaf expires within CritDays, WARNING within
+// WarnDays.
 type TLS struct {
 	Addr     string `cfg:"target,required,list=targets"`
 	WarnDays int    `cfg:"warn_days"`
+	// CritDays below 0 means not set: defaultCritDays, or 0 (CRITICAL only
+	// once expired, as before crit_days existed) when WarnDays is not more.
+	CritDays int `cfg:"crit_days"`
 	host     string
 }
 
-// Validate checks the target and adds port 443 when none is given.
+// Validate checks the target and the thresholds and adds port 443 when no
+// port is given.
 func (t *TLS) Validate() error {
+	if t.WarnDays < 0 {
+		return &KeyError{Key: "warn_days", Err: fmt.Errorf("%d is less than 0", t.WarnDays)}
+	}
+	if t.CritDays < 0 {
+		t.CritDays = 0
+		if t.WarnDays > defaultCritDays {
+			t.CritDays = defaultCritDays
+		}
+	}
+	if t.CritDays > t.WarnDays {
+		return &KeyError{Key: "crit_days", Err: fmt.Errorf("crit_days %d is more than warn_days %d; CRITICAL comes closer to the expiry than WARNING", t.CritDays, t.WarnDays)}
+	}
 	host, port, err := net.SplitHostPort(t.Addr)
 	if err != nil {
 		// No port: a bare host, a bare IPv6 address or a bracketed one.
@@ -56,8 +77,17 @@ func (t *TLS) Check(ctx context.Context, env *Env) Result {
 	left := leaf.NotAfter.Sub(env.now())
 	days := int(math.Floor(left.Hours() / 24))
 	expires := leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST")
-	if left <= time.Duration(t.WarnDays)*24*time.Hour {
-		return Resultf(Warning, "certificate of %s expires in %d days (%s), within warn_days %d", t.Addr, days, expires, t.WarnDays)
+	var r Result
+	switch {
+	case left <= time.Duration(t.CritDays)*24*time.Hour:
+		r = Resultf(Critical, "certificate of %s expires in %d days (%s), within crit_days %d", t.Addr, days, expires, t.CritDays)
+	case left <= time.Duration(t.WarnDays)*24*time.Hour:
+		r = Resultf(Warning, "certificate of %s expires in %d days (%s), within warn_days %d", t.Addr, days, expires, t.WarnDays)
+	default:
+		r = Resultf(OK, "certificate of %s valid for %d more days (until %s)", t.Addr, days, expires)
 	}
-	return Resultf(OK, "certificate of %s valid for %d more days (until %s)", t.Addr, days, expires)
+	// Days left are good while above the thresholds: the range "N:" alerts
+	// below N (Monitoring Plugins range syntax).
+	r.Perfdata = fmt.Sprintf("days=%d;%d:;%d:", days, t.WarnDays, t.CritDays)
+	return r
 }

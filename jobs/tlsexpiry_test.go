@@ -97,3 +97,73 @@ func TestTLSValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCritDays: CRITICAL within crit_days, WARNING within warn_days, and
+// both thresholds in the perfdata as Monitoring Plugins ranges.
+func TestTLSCritDays(t *testing.T) {
+	ca := testcert.NewCA(t)
+	day := 24 * time.Hour
+	tests := []struct {
+		name          string
+		left          time.Duration
+		warn, crit    int
+		want          jobs.Status
+		msg, perfdata string
+	}{
+		{"outside both", 90 * day, 30, 7, jobs.OK, "valid for 89 more days", "days=89;30:;7:"},
+		{"within warn", 20 * day, 30, 7, jobs.Warning, "within warn_days 30", "days=19;30:;7:"},
+		{"within crit", 5 * day, 30, 7, jobs.Critical, "expires in 4 days", "days=4;30:;7:"},
+		{"crit equals warn", 5 * day, 7, 7, jobs.Critical, "within crit_days 7", "days=4;7:;7:"},
+		{"crit 0", 5 * day, 7, 0, jobs.Warning, "within warn_days 7", "days=4;7:;0:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := serveTLS(t, ca.Issue(t, testcert.LeafOptions{NotAfter: time.Now().Add(tt.left)}))
+			spec := validated(t, &jobs.TLS{Addr: addr, WarnDays: tt.warn, CritDays: tt.crit})
+			r := runJob(t, spec, &jobs.Env{RootCAs: ca.Pool()}, 5*time.Second)
+			wantStatus(t, r, tt.want)
+			if !strings.Contains(r.Message, tt.msg) {
+				t.Errorf("message %q does not contain %q", r.Message, tt.msg)
+			}
+			if r.Perfdata != tt.perfdata {
+				t.Errorf("perfdata %q, want %q", r.Perfdata, tt.perfdata)
+			}
+		})
+	}
+}
+
+// TestTLSThresholdKeys: crit_days defaults to 7 (0 when warn_days is 7 or
+// less, so older settings keep their meaning) and may not exceed warn_days.
+func TestTLSThresholdKeys(t *testing.T) {
+	tests := []struct {
+		name, keys string
+		crit       int
+		problem    string
+	}{
+		{"defaults", "", 7, ""},
+		{"warn only", "warn_days = 21", 7, ""},
+		{"short warn", "warn_days = 5", 0, ""},
+		{"both", "warn_days = 21\ncrit_days = 14", 14, ""},
+		{"crit equals warn", "warn_days = 14\ncrit_days = 14", 14, ""},
+		{"crit above warn", "warn_days = 14\ncrit_days = 21", 0, "crit_days 21 is more than warn_days 14"},
+		{"crit above default warn", "crit_days = 31", 0, "crit_days 31 is more than warn_days 30"},
+		{"negative", "crit_days = -1", 0, "less than 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			js, problems := loadSettings(t, "[tls:site]\ntarget = 127.0.0.1:1\n"+tt.keys+"\n")
+			if tt.problem != "" {
+				if len(problems) != 1 || problems[0].Key != "crit_days" || !strings.Contains(problems[0].Msg, tt.problem) {
+					t.Fatalf("problems %v, want one for crit_days saying %q", problems, tt.problem)
+				}
+				return
+			}
+			if len(problems) > 0 {
+				t.Fatal(problems)
+			}
+			if got := jobsByName(js, "tls")["tls:site"].Spec.(*jobs.TLS).CritDays; got != tt.crit {
+				t.Errorf("crit_days %d, want %d", got, tt.crit)
+			}
+		})
+	}
+}
