@@ -176,6 +176,7 @@ func plural(n int) string {
 func (a *app) newEnv() *jobs.Env {
 	if a.env == nil {
 		a.env = jobs.NewEnv(a.settings)
+		a.env.Supervisor = supervisorArgv()
 	}
 	return a.env
 }

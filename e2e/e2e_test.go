@@ -289,6 +289,7 @@ notify_to = dba@example.test
 [tls:site]
 targets = %s, %s
 warn_days = 30
+crit_days = 3
 notify = day
 `, mailSettings(mail), web.URL, api.URL, db.addr, site, soon))
 	in.env = append(in.env, "SSL_CERT_FILE="+ca.WritePEM(t, in.dir))

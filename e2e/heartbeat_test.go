@@ -30,8 +30,8 @@ func TestHeartbeatLocalStore(t *testing.T) {
 	if r.code != 0 || r.stdout != "" || r.stderr != "" {
 		t.Fatalf("publish --once: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-	checkLine(t, "check heartbeat nightly", in.run("check", "heartbeat", "nightly"), 0, "OK - nightly alive")
-	checkLine(t, "check heartbeat ghost", in.run("check", "heartbeat", "ghost"), 2, "CRITICAL - service ghost has never sent a heartbeat")
+	checkLine(t, "check heartbeat nightly", in.run("check", "heartbeat", "nightly"), 0, "HEARTBEAT OK - nightly alive")
+	checkLine(t, "check heartbeat ghost", in.run("check", "heartbeat", "ghost"), 2, "HEARTBEAT CRITICAL - service ghost has never sent a heartbeat")
 
 	r = in.run("heartbeat", "status", "--json")
 	var rows []struct {
@@ -145,7 +145,7 @@ func TestHeartbeatRedisWatch(t *testing.T) {
 			t.Errorf("watch line %q: want the first beat of a fresh publisher", line)
 		}
 	}
-	checkLine(t, "check heartbeat relay", in.run("check", "heartbeat", "relay"), 0, "OK - relay alive")
+	checkLine(t, "check heartbeat relay", in.run("check", "heartbeat", "relay"), 0, "HEARTBEAT OK - relay alive")
 
 	if err := watch.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestHeartbeatPush(t *testing.T) {
 	p := in.startServe(base, nil)
 	url := base + "heartbeat/backup"
 
-	checkLine(t, "check heartbeat backup before the push", in.run("check", "heartbeat", "backup"), 2, "CRITICAL - service backup has never sent a heartbeat")
+	checkLine(t, "check heartbeat backup before the push", in.run("check", "heartbeat", "backup"), 2, "HEARTBEAT CRITICAL - service backup has never sent a heartbeat")
 	if code, body := post(t, url, ""); code != http.StatusUnauthorized {
 		t.Errorf("POST without a token = %d %q, want 401", code, body)
 	}

@@ -414,13 +414,13 @@ func TestCheckPeerAndEmailCommands(t *testing.T) {
 		live := fmt.Sprintf("http://127.0.0.1:%d/", freePort(t))
 		in.startServe(live, nil)
 
-		line := checkLine(t, "live peer", in.run("check", "peer", live), 0, "OK - ")
+		line := checkLine(t, "live peer", in.run("check", "peer", live), 0, "PEER OK - ")
 		if !strings.Contains(line, live) || !strings.HasSuffix(line, "True") {
 			t.Errorf("live peer: %q, want the URL and True", line)
 		}
 
 		closed := fmt.Sprintf("http://127.0.0.1:%d/", freePort(t))
-		line = checkLine(t, "closed port", in.run("check", "peer", closed), 2, "CRITICAL - "+closed+" is not responding.")
+		line = checkLine(t, "closed port", in.run("check", "peer", closed), 2, "PEER CRITICAL - "+closed+" is not responding.")
 		t.Logf("closed port: %s", line)
 	})
 
@@ -448,13 +448,13 @@ selfcheck_wait = 10s
 		}
 		// Without the CA the TLS handshakes must fail: the transports are
 		// really TLS and really verified.
-		checkLine(t, "check email without the CA", in.run("check", "email"), 2, "CRITICAL - ")
+		checkLine(t, "check email without the CA", in.run("check", "email"), 2, "EMAIL CRITICAL - ")
 		if n := len(mail.Received()); n != 0 {
 			t.Errorf("check email without the CA: %d mails received, want none", n)
 		}
 		in.env = append(in.env, "SSL_CERT_FILE="+caFile)
 
-		checkLine(t, "check email", in.run("check", "email"), 0, "OK - ")
+		checkLine(t, "check email", in.run("check", "email"), 0, "EMAIL OK - ")
 		if n := len(mail.Received()); n != 1 {
 			t.Errorf("check email: %d mails received, want the one probe", n)
 		}
@@ -471,7 +471,7 @@ selfcheck_wait = 10s
 		}
 		for _, args := range [][]string{{"check", "email"}, {"-d", "check", "email"}} {
 			r := in.run(args...)
-			line := checkLine(t, strings.Join(args, " "), r, 2, "CRITICAL - ")
+			line := checkLine(t, strings.Join(args, " "), r, 2, "EMAIL CRITICAL - ")
 			t.Logf("%v: %s", args, line)
 			if strings.Contains(r.stdout+r.stderr, wrong) {
 				t.Errorf("%v: the password appears in the output:\nstdout: %s\nstderr: %s", args, r.stdout, r.stderr)
@@ -517,7 +517,7 @@ target = %s
 		t.Error("a client without the CA completed the TLS handshake")
 	}
 	// checker itself, trusting the CA through SSL_CERT_FILE, sees True.
-	checkLine(t, "check peer over TLS", in.run("check", "peer", base), 0, "OK - ")
+	checkLine(t, "check peer over TLS", in.run("check", "peer", base), 0, "PEER OK - ")
 
 	if code := srv.terminate(); code != 0 {
 		t.Errorf("checker serve exited %d after SIGTERM, want 0", code)
