@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"checker/config"
@@ -153,7 +154,28 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 		History:      s.General.History,
 		SettingsID:   a.settingsID(),
 		Discovered:   a.discovered,
+		Destinations: a.destinations(),
 	}
+}
+
+// destinations are the recipients the settings name, lower-cased.
+func (a *app) destinations() map[string]bool {
+	out := map[string]bool{}
+	for _, to := range a.settings.General.AlertContact {
+		out[strings.ToLower(to)] = true
+	}
+	if len(a.settings.General.AlertContact) == 0 {
+		out["(alertcontact not set)"] = true
+	}
+	for _, j := range a.jobs {
+		for _, to := range j.Policy.NotifyTo {
+			out[strings.ToLower(to)] = true
+		}
+	}
+	for _, c := range a.settings.Channels {
+		out[strings.ToLower(c.Name)] = true
+	}
+	return out
 }
 
 // settingsID changes whenever the settings file is edited.

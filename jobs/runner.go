@@ -47,6 +47,10 @@ type Runner struct {
 	// Discovered are heartbeat services seen for the first time, which the
 	// state remembers from now on.
 	Discovered []state.Service
+	// Destinations are every recipient the settings name (lower-cased);
+	// notices still owed to others (an address since removed, a typo since
+	// fixed) are dropped for them. nil keeps all.
+	Destinations map[string]bool
 }
 
 func (r *Runner) now() time.Time {
@@ -594,6 +598,19 @@ func (r *Runner) housekeeping(tx *state.Tx, tier Tier, now time.Time) error {
 			return err
 		}
 	}
+	if r.Destinations != nil {
+		recs, err := tx.Recipients()
+		if err != nil {
+			return err
+		}
+		for _, rc := range recs {
+			if !r.Destinations[strings.ToLower(rc.To)] {
+				if err := tx.DeleteRecipient(rc.To); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if r.ForgetAfter <= 0 || r.Configured == nil {
 		return nil
 	}
@@ -684,6 +701,12 @@ func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Noti
 		if c := n.Sending; c != nil && c.PID != pid && c.Alive(now) {
 			continue
 		}
+		if dropped, err := r.dropUnconfigured(tx, n); err != nil || dropped {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		c := *n
 		c.To = nil
 		for _, d := range n.To {
@@ -702,6 +725,28 @@ func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Noti
 		batch = append(batch, c)
 	}
 	return batch, nil
+}
+
+// dropUnconfigured removes from n the recipients the settings no longer
+// name, deleting n when nobody is left to tell. It reports whether n went.
+func (r *Runner) dropUnconfigured(tx *state.Tx, n *state.Notice) (bool, error) {
+	if r.Destinations == nil {
+		return false, nil
+	}
+	kept := n.To[:0:0]
+	for _, d := range n.To {
+		if d.Done || r.Destinations[strings.ToLower(d.To)] {
+			kept = append(kept, d)
+		}
+	}
+	if len(kept) == len(n.To) {
+		return false, nil
+	}
+	n.To = kept
+	if allDone(*n) {
+		return true, tx.DeleteNotice(n.Job, n.Kind)
+	}
+	return false, tx.PutNotice(n)
 }
 
 // deliver sends batch with the state lock released, so that a slow or

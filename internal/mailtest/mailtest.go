@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,8 @@ type Server struct {
 	received []Received
 	arrived  chan struct{} // closed and replaced whenever received grows
 	failure  string
+	unknown  map[string]bool // recipients refused with 550 User unknown
+	rcptTry  map[string]int  // RCPT TO attempts per recipient
 }
 
 // Start runs a Server for the test and stops it in t.Cleanup. It fails the
@@ -376,6 +379,37 @@ func (s *Server) SetSMTPFailure(mode string) {
 	s.mu.Lock()
 	s.failure = mode
 	s.mu.Unlock()
+}
+
+// SetUnknownUsers makes RCPT TO for each address fail with "550 5.1.1
+// User unknown", as a mail server answers for a mistyped address; the
+// others are served as usual. It replaces the earlier list.
+func (s *Server) SetUnknownUsers(addrs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unknown = map[string]bool{}
+	for _, a := range addrs {
+		s.unknown[strings.ToLower(a)] = true
+	}
+}
+
+// RcptAttempts reports how many times RCPT TO named addr.
+func (s *Server) RcptAttempts(addr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rcptTry[strings.ToLower(addr)]
+}
+
+// rcpt records a RCPT TO and tells whether the address is unknown.
+func (s *Server) rcpt(addr string) (unknown bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rcptTry == nil {
+		s.rcptTry = map[string]int{}
+	}
+	addr = strings.ToLower(strings.Trim(addr, "<>"))
+	s.rcptTry[addr]++
+	return s.unknown[addr]
 }
 
 func (s *Server) failureMode() string {
