@@ -371,9 +371,11 @@ func (s *Server) listenAddr() net.Addr {
 // BeyondLoopback reports whether the server can be reached from other
 // hosts: it listens on an address that is not a loopback one (the
 // unspecified address, ":5000", included).
-func (s *Server) BeyondLoopback() bool {
-	a, ok := s.listenAddr().(*net.TCPAddr)
-	return !ok || !a.IP.IsLoopback()
+func (s *Server) BeyondLoopback() bool { return beyondLoopback(s.listenAddr()) }
+
+func beyondLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return !ok || !ta.IP.IsLoopback()
 }
 
 // ConnStats returns what the connection cap has done so far.
