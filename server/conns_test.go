@@ -6,11 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
-// fakeConn records whether it was closed.
+// fakeConn records whether it was closed. Its name is "conn" or
+// "conn@host", where host is the last byte of its client's address.
 type fakeConn struct {
 	net.Conn
 	name   string
@@ -19,14 +22,23 @@ type fakeConn struct {
 
 func (c *fakeConn) Close() error { c.closed = true; return nil }
 
+func (c *fakeConn) RemoteAddr() net.Addr {
+	host := 1
+	if _, h, ok := strings.Cut(c.name, "@"); ok {
+		host, _ = strconv.Atoi(h)
+	}
+	return &net.TCPAddr{IP: net.IPv4(192, 0, 2, byte(host)), Port: 40000}
+}
+
 // TestConnTrackerSheds drives the ConnState hook by hand: at the cap, the
 // connection waiting longest without a request in progress goes first; a
 // connection answering a request is never cut.
 func TestConnTrackerSheds(t *testing.T) {
 	type event struct {
 		conn  string
-		state http.ConnState
+		state http.ConnState // or answered, for the unread-body guard's call
 	}
+	const answered = http.ConnState(-1)
 	tests := []struct {
 		name        string
 		max         int
@@ -92,6 +104,40 @@ func TestConnTrackerSheds(t *testing.T) {
 			},
 		},
 		{
+			name: "the host holding the most waiting connections loses one, not the peer",
+			max:  4,
+			events: []event{
+				{"peer@9", http.StateNew}, {"a", http.StateNew}, {"b", http.StateNew}, {"c", http.StateNew},
+				{"d", http.StateNew}, {"e", http.StateNew}, {"peer2@8", http.StateNew},
+			},
+			wantClosed: []string{"a", "b", "c"}, wantShed: 3,
+		},
+		{
+			name: "its own newest connection goes when a host is alone",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"b", http.StateNew}, {"c", http.StateNew},
+			},
+			wantClosed: []string{"a"}, wantShed: 1,
+		},
+		{
+			name: "among hosts of one connection each, the longest waiting goes",
+			max:  2,
+			events: []event{
+				{"a@1", http.StateNew}, {"b@2", http.StateNew}, {"c@3", http.StateNew},
+			},
+			wantClosed: []string{"a@1"}, wantShed: 1,
+		},
+		{
+			name: "a connection draining an unread body goes first",
+			max:  3,
+			events: []event{
+				{"a", http.StateNew}, {"b", http.StateNew}, {"peer@9", http.StateNew},
+				{"peer@9", http.StateActive}, {"peer@9", answered}, {"c", http.StateNew},
+			},
+			wantClosed: []string{"peer@9"}, wantShed: 1,
+		},
+		{
 			name: "a shed connection's own close is no second removal",
 			max:  1,
 			events: []event{
@@ -112,7 +158,11 @@ func TestConnTrackerSheds(t *testing.T) {
 					conns[e.conn] = c
 				}
 				before := c.closed
-				ct.hook(c, e.state)
+				if e.state == answered {
+					ct.answered(c)
+				} else {
+					ct.hook(c, e.state)
+				}
 				for name, fc := range conns {
 					if fc.closed && !(fc == c && before) && !contains(order, name) {
 						order = append(order, name)

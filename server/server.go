@@ -127,6 +127,7 @@ func New(o Options, routes []Route) (*Server, error) {
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         s.conns.hook,
+		ConnContext:       withConn,
 		Protocols:         &protocols,
 		ErrorLog:          log.New(errorLogWriter{o.Log}, "", 0),
 	}
@@ -193,10 +194,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	mux.ServeHTTP(gw, r)
 	if !body.done {
 		// Nobody read the body: net/http reads on, up to 256 KiB, as
-		// slowly as the client sends, and the connection stays busy,
-		// beyond the reach of the cap. A second is enough for a client
-		// that is merely sending to finish and read the answer.
+		// slowly as the client sends, and the connection stays active. A
+		// second is enough for a client that is merely sending to finish
+		// and read the answer; meanwhile the cap may close it first.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainWait))
+		if c := connOf(r); c != nil {
+			s.conns.answered(c)
+		}
 	}
 }
 
