@@ -24,8 +24,8 @@ import (
 // bounded in connections, requests and time.
 
 const (
-	loadCap      = 64               // the server's connection cap
-	attackFor    = 3 * time.Second  // how long each attack lasts
+	loadCap      = 64              // the server's connection cap
+	attackFor    = 3 * time.Second // how long each attack lasts
 	probeEvery   = 20 * time.Millisecond
 	minProbes    = 5 // fewer would prove nothing
 	attackConns  = 4 * loadCap
