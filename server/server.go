@@ -20,9 +20,10 @@ import (
 // cron scripts and monitoring: nobody needs a slow connection held open.
 const (
 	// DefaultMaxConns is the cap on open connections unless the open-file
-	// limit calls for less. Each waiting connection costs about 10 KiB
-	// (measured: bench/serve.sh), so the cap also bounds memory.
-	DefaultMaxConns = 4096
+	// limit calls for less. Each connection costs about 25 KiB of RSS
+	// (goroutine, buffers, garbage collector slack; bench/serve.sh), so the
+	// cap also bounds memory: 2048 keep serve under 100 MB.
+	DefaultMaxConns = 2048
 	// DefaultIdleTimeout closes a keep-alive connection idle this long.
 	DefaultIdleTimeout = 5 * time.Second
 	// DefaultReadHeaderTimeout bounds the wait for a request's headers
