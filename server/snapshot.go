@@ -20,9 +20,9 @@ const firstLoadWait = 500 * time.Millisecond
 // is costly to read, such as the state file, so that answering from it
 // costs the same however large the source is. Each Get asks the cheap
 // identity function whether the source changed (for a file: device, inode,
-// size, modification time); only then is the source read again, by one
-// goroutine at a time, while every other Get goes on answering from the
-// last value instead of queueing behind the read. A read's error is kept
+// size, modification time); only then is the source read again, by the
+// one Get that noticed first, while every other Get goes on answering from
+// the last value instead of queueing behind the read. A read's error is kept
 // like a value, so a corrupt source is not decoded again on every request.
 //
 // K is the identity type and must be comparable; V is what read returns.
@@ -61,12 +61,14 @@ func (s *Snapshot[K, V]) Load() (V, error) {
 	return e.v, e.err
 }
 
-// Get returns the value for the source as it is now when its identity has
-// not changed since the last read. When it has, Get starts a read (unless
-// one is running) and returns the last value meanwhile. Only before the
-// first read has finished does Get wait for it, and for a moment at most.
-// An error of the identity function is returned as it is: a source that
-// cannot even be looked at is not to be answered for from memory.
+// Get returns the value for the source as it is now. When the source's
+// identity has not changed since the last read, that costs one identity
+// call. When it has, the first Get to notice reads the source itself and
+// returns the new value, while every Get meanwhile returns the last value
+// instead of waiting. Only before anything was ever read does a Get wait
+// for the read in progress, and for a moment at most. An error of the
+// identity function is returned as it is: a source that cannot even be
+// looked at is not to be answered for from memory.
 func (s *Snapshot[K, V]) Get() (V, error) {
 	var zero V
 	id, err := s.identity()
@@ -77,7 +79,12 @@ func (s *Snapshot[K, V]) Get() (V, error) {
 	if e != nil && e.id == id {
 		return e.v, e.err
 	}
-	s.refresh()
+	if s.refreshing.CompareAndSwap(false, true) {
+		n := s.readEntry()
+		s.store(n)
+		s.refreshing.Store(false)
+		return n.v, n.err
+	}
 	if e != nil {
 		return e.v, e.err
 	}
@@ -90,17 +97,6 @@ func (s *Snapshot[K, V]) Get() (V, error) {
 	case <-t.C:
 		return zero, ErrNotLoaded
 	}
-}
-
-// refresh reads the source in a new goroutine unless a read is running.
-func (s *Snapshot[K, V]) refresh() {
-	if !s.refreshing.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer s.refreshing.Store(false)
-		s.store(s.readEntry())
-	}()
 }
 
 // readEntry takes the identity, then reads. Should the source change in

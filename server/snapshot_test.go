@@ -96,9 +96,9 @@ func TestSnapshotReadsOncePerIdentity(t *testing.T) {
 	}
 }
 
-// TestSnapshotNeverQueues: while one goroutine reads a changed source, the
-// others answer from the last value instead of waiting, and start no read
-// of their own.
+// TestSnapshotNeverQueues: the Get that notices a change reads the source
+// and returns the new value; while it reads, the others answer from the
+// last value instead of waiting, and start no read of their own.
 func TestSnapshotNeverQueues(t *testing.T) {
 	src := &source{id: 1, val: "old"}
 	snap := NewSnapshot(src.identity, src.read, nil)
@@ -108,6 +108,10 @@ func TestSnapshotNeverQueues(t *testing.T) {
 	src.hold = hold
 	src.mu.Unlock()
 	src.set(2, "new", nil)
+
+	first := make(chan string, 1)
+	go func() { v, _ := snap.Get(); first <- v }()
+	eventually(t, "the read to start", func() bool { return src.reads.Load() == 2 })
 
 	var wg sync.WaitGroup
 	for range 50 {
@@ -122,26 +126,35 @@ func TestSnapshotNeverQueues(t *testing.T) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	within(t, "Gets during a held read", done)
-	eventually(t, "the read to start", func() bool { return src.reads.Load() == 2 })
 	if n := src.reads.Load(); n != 2 {
 		t.Errorf("%d reads, want one load and one refresh", n)
 	}
 	close(hold)
-	eventually(t, "the new value", func() bool { v, _ := snap.Get(); return v == "new" })
+	if v := <-first; v != "new" {
+		t.Errorf("the Get that read returned %q, want new", v)
+	}
+	if v, _ := snap.Get(); v != "new" {
+		t.Errorf("after the read Get = %q, want new", v)
+	}
 }
 
 func TestSnapshotFirstLoad(t *testing.T) {
-	// Without Load, the first Get waits for the first read, briefly.
+	// Without Load, the first Get reads.
 	src := &source{id: 1, val: "v"}
 	if v, err := NewSnapshot(src.identity, src.read, nil).Get(); v != "v" || err != nil {
 		t.Errorf("first Get = %q, %v; want the value read", v, err)
 	}
-	// A first read that hangs gives ErrNotLoaded, not a hang.
+	// While a first read hangs, the others get ErrNotLoaded, not a hang.
 	hung := &source{id: 1, val: "v", hold: make(chan struct{})}
-	defer close(hung.hold)
-	if _, err := NewSnapshot(hung.identity, hung.read, nil).Get(); !errors.Is(err, ErrNotLoaded) {
-		t.Errorf("first Get of a hung source = %v, want ErrNotLoaded", err)
+	snap := NewSnapshot(hung.identity, hung.read, nil)
+	reader := make(chan struct{})
+	go func() { defer close(reader); snap.Get() }()
+	eventually(t, "the first read to start", func() bool { return hung.reads.Load() == 1 })
+	if _, err := snap.Get(); !errors.Is(err, ErrNotLoaded) {
+		t.Errorf("Get while the first read hangs = %v, want ErrNotLoaded", err)
 	}
+	close(hung.hold)
+	within(t, "the first read", reader)
 }
 
 func TestSnapshotIdentityError(t *testing.T) {
