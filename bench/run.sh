@@ -31,3 +31,4 @@ echo
 echo "== in-process Go benchmarks"
 $GO test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -count 1 ./state/ ./jobs/ |
 	grep -E '^(Benchmark|ok|FAIL|---)'
+CHECKER_BIN="$bin" GO="$GO" sh bench/serve.sh

@@ -2,17 +2,10 @@ package cmd
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"checker/peer"
-	"checker/state"
 )
 
 // runCLI runs checker in-process with args and returns stdout, stderr and
@@ -170,43 +163,5 @@ func TestPasswordWarning(t *testing.T) {
 	_, errOut, code := runCLI(t, nil, "-f", cfg, "config", "validate")
 	if code != 0 || !strings.Contains(errOut, "readable by others") || strings.Contains(errOut, "hunter2") {
 		t.Errorf("exit %d, stderr %q: want a warning about the mode that does not show the password", code, errOut)
-	}
-}
-
-// TestHealthReportsCrashedRun: the entry of a cron run whose process no
-// longer exists makes peers see JobProblem, even though the last completed
-// run is fresh.
-func TestHealthReportsCrashedRun(t *testing.T) {
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	store := &state.Store{Path: filepath.Join(t.TempDir(), "checker.state")}
-	err := store.Update(context.Background(), func(tx *state.Tx) error {
-		return tx.PutHealth(&state.Health{LastRun: state.Run{Tier: "minute", Started: now, Finished: now},
-			Running: []state.Claim{{PID: dead.Process.Pid, Started: now, Expires: now.Add(time.Minute)}}})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := healthFromState(store, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := peer.Judge(h, now, time.Minute); v != peer.JobProblem || !strings.Contains(h.LastRunError, fmt.Sprintf("pid %d", dead.Process.Pid)) {
-		t.Errorf("verdict %s, error %q; want JobProblem naming the run", v, h.LastRunError)
-	}
-
-	// A claim of a live process (this one) is a run in progress, not a crash.
-	err = store.Update(context.Background(), func(tx *state.Tx) error {
-		return tx.PutHealth(&state.Health{LastRun: state.Run{Tier: "minute", Started: now, Finished: now},
-			Running: []state.Claim{{PID: os.Getpid(), Started: now, Expires: now.Add(time.Minute)}}})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := healthFromState(store, true); peer.Judge(h, now, time.Minute) != peer.OK {
-		t.Errorf("a run in progress should not be reported: %+v", h)
 	}
 }

@@ -2,11 +2,14 @@ package heartbeat
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -146,22 +149,179 @@ func TestPushHandler(t *testing.T) {
 	}
 }
 
+// logTo returns a debug logger writing into a buffer the test reads.
+func logTo() (*slog.Logger, *syncBuffer) {
+	b := &syncBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestPushHandlerStoreFailures(t *testing.T) {
-	clock := func() time.Time { return time.Now() }
-
 	down := openTestRedis(t, closedAddr(t), Patterns{})
-	r := doPush(t, pushServer(t, down, "", clock), "POST", "/heartbeat/backup", "", nil)
-	if r.code != http.StatusServiceUnavailable || !strings.HasPrefix(r.body, "heartbeat store unreachable: ") {
-		t.Errorf("unreachable store: %d %q, want 503 'heartbeat store unreachable'", r.code, r.body)
-	}
-
 	broken := openTestLocal(t)
 	if err := os.RemoveAll(broken.Dir()); err != nil {
 		t.Fatal(err)
 	}
-	r = doPush(t, pushServer(t, broken, "", clock), "POST", "/heartbeat/backup", "", nil)
-	if r.code != http.StatusBadGateway || !strings.Contains(r.body, broken.Dir()) {
-		t.Errorf("failing store: %d %q, want 502 naming the directory", r.code, r.body)
+	tests := []struct {
+		name    string
+		store   Store
+		code    int
+		reply   string
+		secret  string // in the log, never in the reply
+		logLine string
+	}{
+		{"unreachable store", down, http.StatusServiceUnavailable, "the heartbeat store is unreachable", "127.0.0.1:", "the store is unreachable"},
+		{"failing store", broken, http.StatusBadGateway, "the heartbeat store failed", broken.Dir(), "the store failed"},
+		{"too many services", tooMany{broken}, http.StatusInsufficientStorage, "max_services", "", "maximum number of services"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, buf := logTo()
+			srv := httptest.NewServer(NewPushHandler(tt.store, PushOptions{Log: log}))
+			t.Cleanup(srv.Close)
+			r := doPush(t, srv, "POST", "/heartbeat/backup", "", nil)
+			if r.code != tt.code || !strings.Contains(r.body, tt.reply) {
+				t.Errorf("reply %d %q, want %d containing %q", r.code, r.body, tt.code, tt.reply)
+			}
+			if tt.secret != "" && strings.Contains(r.body, tt.secret) {
+				t.Errorf("reply %q reveals %q", r.body, tt.secret)
+			}
+			if got := buf.String(); !strings.Contains(got, tt.logLine) || !strings.Contains(got, tt.secret) || !strings.Contains(got, "service=backup") {
+				t.Errorf("log %q, want %q with %q and the service", got, tt.logLine, tt.secret)
+			}
+		})
+	}
+}
+
+// tooMany is a store that already keeps its maximum of services.
+type tooMany struct{ Store }
+
+func (tooMany) Put(context.Context, Message) error {
+	return fmt.Errorf("local store: %w", ErrTooManyServices)
+}
+
+// TestPushAccess: without a token only this machine may push, judged by the
+// TCP peer address alone; with one, only its holders, from anywhere.
+func TestPushAccess(t *testing.T) {
+	tests := []struct {
+		name       string
+		token      string
+		remote     string
+		forwarded  string // X-Forwarded-For, which must change nothing
+		auth       string
+		code       int
+		reply      string
+		logRefusal string
+	}{
+		{name: "loopback, no token", remote: "127.0.0.1:40000", code: 200},
+		{name: "another loopback address", remote: "127.0.0.2:40000", code: 200},
+		{name: "IPv6 loopback", remote: "[::1]:40000", code: 200},
+		{name: "IPv4-mapped loopback", remote: "[::ffff:127.0.0.1]:40000", code: 200},
+		{name: "other host, no token", remote: "192.0.2.7:40000", code: 403, reply: "set [serve] push_token", logRefusal: "only this machine may push"},
+		{name: "other IPv6 host, no token", remote: "[2001:db8::7]:40000", code: 403, reply: "push_token"},
+		{name: "forwarded-for loopback is not loopback", remote: "192.0.2.7:40000", forwarded: "127.0.0.1", code: 403},
+		{name: "unparsable peer address", remote: "somewhere", code: 403},
+		{name: "other host with the token", token: "t0k", remote: "192.0.2.7:40000", auth: "Bearer t0k", code: 200},
+		{name: "other host with a wrong token", token: "t0k", remote: "192.0.2.7:40000", auth: "Bearer nope", code: 401, logRefusal: "missing or wrong token"},
+		{name: "loopback needs the token once one is set", token: "t0k", remote: "127.0.0.1:40000", code: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := openTestLocal(t)
+			log, buf := logTo()
+			h := NewPushHandler(store, PushOptions{Token: tt.token, Log: log})
+			req := httptest.NewRequest("POST", "/heartbeat/backup", nil)
+			req.RemoteAddr = tt.remote
+			if tt.forwarded != "" {
+				req.Header.Set("X-Forwarded-For", tt.forwarded)
+			}
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.reply) {
+				t.Fatalf("reply %d %q, want %d containing %q", rec.Code, rec.Body.String(), tt.code, tt.reply)
+			}
+			_, stored, err := store.Get(context.Background(), "backup")
+			if err != nil || stored != (tt.code == 200) {
+				t.Errorf("stored = %v (%v), want %v", stored, err, tt.code == 200)
+			}
+			logged := buf.String()
+			if tt.code == 200 && !strings.Contains(logged, "level=DEBUG msg=\"heartbeat push accepted\" service=backup") {
+				t.Errorf("accepted push not logged at debug: %q", logged)
+			}
+			if tt.logRefusal != "" && (!strings.Contains(logged, tt.logRefusal) || !strings.Contains(logged, tt.remote)) {
+				t.Errorf("log %q, want %q naming %s", logged, tt.logRefusal, tt.remote)
+			}
+		})
+	}
+}
+
+// blockingStore holds every Put until released or the context ends.
+type blockingStore struct {
+	Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingStore) Put(ctx context.Context, m Message) error {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestPushInFlightBound: pushes beyond MaxInFlight wait for a turn, then
+// are told to retry; a hung store is given StoreTimeout, not forever.
+func TestPushInFlightBound(t *testing.T) {
+	store := blockingStore{Store: openTestLocal(t), entered: make(chan struct{}, 4), release: make(chan struct{})}
+	h := NewPushHandler(store, PushOptions{MaxInFlight: 2, StoreTimeout: time.Hour})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	results := make(chan pushReply, 2)
+	for range 2 {
+		go func() { results <- doPush(t, srv, "POST", "/heartbeat/a", "", nil) }()
+	}
+	for range 2 {
+		<-store.entered
+	}
+	// Both turns are taken: the third waits its two seconds, then 503.
+	r := doPush(t, srv, "POST", "/heartbeat/b", "", nil)
+	if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "busy") || r.header.Get("Retry-After") == "" {
+		t.Errorf("push beyond the bound: %d %q, want 503 busy with Retry-After", r.code, r.body)
+	}
+	close(store.release)
+	for range 2 {
+		if r := <-results; r.code != 200 {
+			t.Errorf("push holding a turn: %d %q, want 200", r.code, r.body)
+		}
+	}
+
+	hung := blockingStore{Store: openTestLocal(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	srv2 := httptest.NewServer(NewPushHandler(hung, PushOptions{StoreTimeout: 50 * time.Millisecond}))
+	t.Cleanup(srv2.Close)
+	if r := doPush(t, srv2, "POST", "/heartbeat/c", "", nil); r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "unreachable") {
+		t.Errorf("push to a hung store: %d %q, want 503 unreachable", r.code, r.body)
 	}
 }
 
@@ -169,6 +329,7 @@ func TestPushHandlerWithoutPathWildcard(t *testing.T) {
 	store := openTestLocal(t)
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/heartbeat/cronjob", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
 	PushHandler(store, "", nil).ServeHTTP(rec, req)
 	if rec.Code != 200 {
 		t.Fatalf("status %d %q", rec.Code, rec.Body.String())

@@ -1,7 +1,8 @@
 // Package peer is how two checkers watch each other.
 //
-// The server half (NewHandler, Server) answers "are you alive, can you send
-// mail?" from the state the cron runs leave behind; the client half (Client)
+// The server half (NewHandler) answers "are you alive, can you send
+// mail?" from a Health the caller keeps up to date (package server mounts it
+// on checker serve's listener); the client half (Client)
 // asks a peer that question and turns the answer into a Result whose Subject
 // is the notification to mail to that peer's admin.
 //

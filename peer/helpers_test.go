@@ -1,29 +1,11 @@
 package peer
 
 import (
-	"checker/internal/testcert"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
 	"testing"
 	"time"
 )
-
-// selfSignedCert writes a certificate for 127.0.0.1 and localhost, valid
-// until notAfter, and its key into a temporary directory. It returns the
-// file names and a pool that trusts the certificate.
-func selfSignedCert(t *testing.T, notAfter time.Time) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	ca := testcert.NewCA(t)
-	certFile, keyFile = testcert.WriteLeaf(t, t.TempDir(), ca.Leaf(t, notAfter))
-	return certFile, keyFile, ca.Pool()
-}
-
-// trustingClient returns an HTTP client that trusts only pool.
-func trustingClient(pool *x509.CertPool) *http.Client {
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-}
 
 // get fetches url with method and returns the response and its whole body.
 func get(t *testing.T, hc *http.Client, method, url string) (*http.Response, []byte) {

@@ -1,13 +1,8 @@
 package peer
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"log"
-	"net"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -16,9 +11,11 @@ import (
 
 // ServerOptions configures NewHandler.
 type ServerOptions struct {
-	// Health is called on every request, so each answer reflects the state
-	// file as cron last wrote it. An error makes the verdict JobProblem.
-	// A nil Health counts as an error.
+	// Health is called on every request, so it must be cheap: a cached
+	// record, not a read of the whole state (package server provides one).
+	// Staleness is judged against Now on every request, so a cached Health
+	// never makes an old run look fresh. An error makes the verdict
+	// JobProblem. A nil Health counts as an error.
 	Health func() (Health, error)
 	// ServerName and Version are reported by GET /status.
 	ServerName, Version string
@@ -27,66 +24,106 @@ type ServerOptions struct {
 	StaleAfter time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// Extra mounts more routes on the same mux, keyed by http.ServeMux
-	// pattern, e.g. "POST /heartbeat/{service}". The handlers must bound
-	// what they read from request bodies themselves. A pattern that is
-	// invalid or conflicts with "GET /{$}" or "GET /status" panics, as
-	// http.ServeMux.Handle does.
-	Extra map[string]http.Handler
+	// Privileged reports whether a request may see the details behind a
+	// verdict (the mail server's reply, a crash message, why the state
+	// cannot be read), which can name hosts, accounts and files. Nil means
+	// no request may.
+	Privileged func(*http.Request) bool
 	// Log receives problems the server cannot report to the peer, such as
-	// why Health failed; nil discards them.
-	Log func(format string, args ...any)
+	// why Health failed, at most once a minute for the same problem; nil
+	// discards them.
+	Log *slog.Logger
 }
 
-// NewHandler returns the peer status handler. GET / answers 200, text/plain,
-// with exactly one verdict and no newline, as the Python tool did; GET
-// /status answers the same verdict as a JSON StatusDoc. HEAD is answered
-// like GET without a body; other methods get 405, other paths 404.
-func NewHandler(o ServerOptions) http.Handler {
+// Handler answers peers. GET / answers 200, text/plain, with exactly one
+// verdict and no newline, as the Python tool did; GET /status answers the
+// same verdict as a JSON StatusDoc. HEAD is answered like GET without a
+// body. Handler serves both paths itself; a server composing several
+// handlers mounts ServeVerdict and ServeStatus instead.
+type Handler struct {
+	o   ServerOptions
+	mux *http.ServeMux
+
+	mu         sync.Mutex // guards lastLogged and loggedAt
+	lastLogged string
+	loggedAt   time.Time
+}
+
+// NewHandler returns the peer status handler for o.
+func NewHandler(o ServerOptions) *Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Log == nil {
-		o.Log = func(string, ...any) {}
+	h := &Handler{o: o, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /{$}", h.ServeVerdict)
+	h.mux.HandleFunc("GET /status", h.ServeStatus)
+	return h
+}
+
+// ServeHTTP serves GET / and GET /status; other paths get 404, other
+// methods 405.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// ServeVerdict answers with the bare verdict, for peers.
+func (h *Handler) ServeVerdict(w http.ResponseWriter, r *http.Request) {
+	a, _ := h.verdict()
+	writeBody(w, "text/plain; charset=utf-8", []byte(a.Verdict))
+}
+
+// ServeStatus answers with the verdict as a JSON StatusDoc; the detail only
+// for privileged requests.
+func (h *Handler) ServeStatus(w http.ResponseWriter, r *http.Request) {
+	a, health := h.verdict()
+	doc := StatusDoc{Status: a.Verdict, Server: h.o.ServerName, Version: h.o.Version, Reason: a.Reason}
+	if h.o.Privileged != nil && h.o.Privileged(r) {
+		doc.Detail = a.Detail
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		v, _, _ := o.verdict()
-		writeBody(w, "text/plain; charset=utf-8", []byte(v))
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		v, reason, h := o.verdict()
-		doc := StatusDoc{Status: v, Server: o.ServerName, Version: o.Version, Reason: reason}
-		if !h.LastRunEnd.IsZero() {
-			t := h.LastRunEnd.UTC()
-			doc.LastRun = &t
-		}
-		body, err := json.Marshal(doc)
-		if err != nil {
-			o.Log("peer: encoding status document: %v", err)
-			http.Error(w, "cannot encode status", http.StatusInternalServerError)
-			return
-		}
-		writeBody(w, "application/json", body)
-	})
-	for pattern, h := range o.Extra {
-		mux.Handle(pattern, h)
+	if !health.LastRunEnd.IsZero() {
+		t := health.LastRunEnd.UTC()
+		doc.LastRun = &t
 	}
-	return mux
+	body, err := json.Marshal(doc)
+	if err != nil {
+		h.logProblem("encoding the status document", err)
+		http.Error(w, "cannot encode the status", http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, "application/json", body)
 }
 
 // verdict reads the health and judges it.
-func (o ServerOptions) verdict() (Verdict, string, Health) {
-	if o.Health == nil {
-		return JobProblem, "server has no health source", Health{}
+func (h *Handler) verdict() (Assessment, Health) {
+	if h.o.Health == nil {
+		return Assessment{Verdict: JobProblem, Reason: "the server has no health source"}, Health{}
 	}
-	h, err := o.Health()
+	health, err := h.o.Health()
 	if err != nil {
-		o.Log("peer: reading health for status request: %v", err)
-		return JobProblem, "the server cannot read its state", Health{}
+		h.logProblem("reading the health for a status request", err)
+		return Assessment{Verdict: JobProblem, Reason: "the server cannot read its state",
+			Detail: oneLine(err.Error(), maxDetail)}, Health{}
 	}
-	v, reason := assess(h, o.Now(), o.StaleAfter)
-	return v, reason, h
+	return assess(health, h.o.Now(), h.o.StaleAfter), health
+}
+
+// logEvery is how often the same problem is logged: every request of a
+// flood would otherwise write a line.
+const logEvery = time.Minute
+
+// logProblem logs err unless the same text was logged within logEvery.
+func (h *Handler) logProblem(what string, err error) {
+	if h.o.Log == nil {
+		return
+	}
+	msg := err.Error()
+	now := h.o.Now()
+	h.mu.Lock()
+	if msg == h.lastLogged && now.Sub(h.loggedAt) < logEvery {
+		h.mu.Unlock()
+		return
+	}
+	h.lastLogged, h.loggedAt = msg, now
+	h.mu.Unlock()
+	h.o.Log.Error("peer status: "+what, "err", msg)
 }
 
 // writeBody writes a 200 answer that no cache keeps.
@@ -98,172 +135,4 @@ func writeBody(w http.ResponseWriter, contentType string, body []byte) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body) // the peer hung up; nothing to do
-}
-
-// Limits of the status server. They are small because the answers are.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 10 * time.Second
-	writeTimeout      = 10 * time.Second
-	idleTimeout       = 60 * time.Second
-	maxHeaderBytes    = 16 << 10
-	shutdownTimeout   = 5 * time.Second
-)
-
-// Server serves a handler over HTTP, or HTTPS when given a certificate, with
-// timeouts and size limits suited to the open internet. Build it with
-// NewServer; call ListenAndServe once.
-type Server struct {
-	// Log, if set before listening, receives errors of the underlying
-	// http.Server, such as failed TLS handshakes; nil means the standard
-	// logger.
-	Log func(format string, args ...any)
-
-	addr              string
-	certFile, keyFile string
-	srv               *http.Server
-	ready             chan struct{} // closed once ln is set
-
-	mu sync.Mutex   // guards ln
-	ln net.Listener // nil until Listen succeeds
-}
-
-// NewServer returns a Server for h on addr ("host:port"; ":0" picks a free
-// port). When certFile and keyFile are both set it serves TLS 1.2 or later.
-func NewServer(addr string, h http.Handler, certFile, keyFile string) *Server {
-	return &Server{
-		addr:     addr,
-		certFile: certFile,
-		keyFile:  keyFile,
-		ready:    make(chan struct{}),
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: readHeaderTimeout,
-			ReadTimeout:       readTimeout,
-			WriteTimeout:      writeTimeout,
-			IdleTimeout:       idleTimeout,
-			MaxHeaderBytes:    maxHeaderBytes,
-		},
-	}
-}
-
-// useTLS reports whether the server is to serve TLS.
-func (s *Server) useTLS() bool { return s.certFile != "" || s.keyFile != "" }
-
-// Listen binds the address and loads the certificate, without serving yet,
-// so that a caller learns of a busy port or a bad key before it forks off
-// ListenAndServe. Calling it again once it succeeded does nothing.
-// ListenAndServe calls it when the caller did not.
-func (s *Server) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return nil
-	}
-	if s.useTLS() {
-		if s.certFile == "" || s.keyFile == "" {
-			return fmt.Errorf("peer server on %s: TLS needs both a certificate and a key (cert %q, key %q)",
-				s.addr, s.certFile, s.keyFile)
-		}
-		cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
-		if err != nil {
-			return fmt.Errorf("peer server on %s: loading TLS certificate %s and key %s: %w",
-				s.addr, s.certFile, s.keyFile, err)
-		}
-		s.srv.TLSConfig = &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{cert},
-		}
-	}
-	if s.Log != nil {
-		s.srv.ErrorLog = log.New(logWriter(s.Log), "", 0)
-	}
-	addr := s.addr
-	if addr == "" {
-		addr = ":http"
-		if s.useTLS() {
-			addr = ":https"
-		}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("peer server: listening on %s: %w", addr, err)
-	}
-	s.ln = ln
-	close(s.ready)
-	return nil
-}
-
-// Ready returns a channel that is closed once the server listens; Addr then
-// reports the bound address.
-func (s *Server) Ready() <-chan struct{} { return s.ready }
-
-// Addr returns the address the server listens on, with the port the system
-// picked for ":0"; before listening it returns the configured address.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return s.ln.Addr().String()
-	}
-	return s.addr
-}
-
-// ListenAndServe listens (unless Listen already did) and serves until ctx is
-// cancelled, then shuts down gracefully, giving requests in flight up to 5s.
-// It returns nil after a clean shutdown, and an error naming the address if
-// listening, serving or the shutdown failed.
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	if err := s.Listen(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	addr := ln.Addr().String()
-
-	served := make(chan error, 1)
-	go func() {
-		if s.useTLS() {
-			served <- s.srv.ServeTLS(ln, "", "") // certificate is in TLSConfig
-		} else {
-			served <- s.srv.Serve(ln)
-		}
-	}()
-
-	select {
-	case err := <-served:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("peer server on %s: %w", addr, err)
-	case <-ctx.Done():
-	}
-
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		_ = s.srv.Close() // the error that matters is the one from Shutdown
-		<-served
-		return fmt.Errorf("peer server on %s: graceful shutdown: %w", addr, err)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("peer server on %s: %w", addr, err)
-	}
-	return nil
-}
-
-// logWriter adapts a printf-style function to the io.Writer log.Logger needs.
-type logWriter func(format string, args ...any)
-
-func (f logWriter) Write(p []byte) (int, error) {
-	f("%s", trimNewline(p))
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	if n := len(p); n > 0 && p[n-1] == '\n' {
-		return p[:n-1]
-	}
-	return p
 }

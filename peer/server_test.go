@@ -1,16 +1,14 @@
 package peer
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
+	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +21,7 @@ func fixedHealth(h Health, err error) func() (Health, error) {
 	return func() (Health, error) { return h, err }
 }
 
-func newTestHandler(health func() (Health, error)) http.Handler {
+func newTestHandler(health func() (Health, error)) *Handler {
 	return NewHandler(ServerOptions{
 		Health:     health,
 		ServerName: "alpha",
@@ -87,22 +85,45 @@ func TestHandlerReadsHealthOnEveryRequest(t *testing.T) {
 
 func TestHandlerStatusJSON(t *testing.T) {
 	last := testNow.Add(-time.Minute)
+	mailDown := Health{MailChecked: true, MailFailed: MailSend, MailFailedAt: last, LastRunEnd: last,
+		MailError: "sending mail failed: dial tcp 10.1.2.3:587: 535 5.7.8 account alpha@corp.example rejected"}
 	tests := []struct {
 		name       string
 		health     func() (Health, error)
+		privileged bool
 		wantStatus Verdict
 		wantLast   *time.Time
-		wantReason string // substring; "" means no reason
+		wantReason string   // substring; "" means no reason
+		wantDetail string   // substring; "" means no detail
+		leaks      []string // must not appear in the body
 	}{
-		{"healthy", fixedHealth(Health{LastRunEnd: last}, nil), OK, &last, ""},
-		{"never ran", fixedHealth(Health{}, nil), JobProblem, nil, "no cron run"},
-		{"mail", fixedHealth(Health{MailChecked: true, MailError: "535 denied", LastRunEnd: last}, nil), MailProblem, &last, "535 denied"},
-		{"crash hides job detail", fixedHealth(Health{LastRunEnd: last, LastRunError: "job db-backup: boom"}, nil), JobProblem, &last, "crashed"},
-		{"health error", fixedHealth(Health{}, errors.New("open /var/lib/checker/state.json: permission denied")), JobProblem, nil, "cannot read its state"},
+		{name: "healthy", health: fixedHealth(Health{LastRunEnd: last}, nil), wantStatus: OK, wantLast: &last},
+		{name: "never ran", health: fixedHealth(Health{}, nil), wantStatus: JobProblem, wantReason: "no cron run"},
+		{name: "mail failure is a class with a time", health: fixedHealth(mailDown, nil), wantStatus: MailProblem, wantLast: &last,
+			wantReason: "the last notification send failed at 2025-03-01T11:59:00Z",
+			leaks:      []string{"10.1.2.3", "587", "alpha@", "535", "rejected"}},
+		{name: "mail detail for the token holder", health: fixedHealth(mailDown, nil), privileged: true, wantStatus: MailProblem, wantLast: &last,
+			wantReason: "send failed", wantDetail: "535 5.7.8 account alpha@corp.example rejected"},
+		{name: "crash hides job detail", health: fixedHealth(Health{LastRunEnd: last, LastRunError: "job db-backup: boom"}, nil),
+			wantStatus: JobProblem, wantLast: &last, wantReason: "crashed", leaks: []string{"db-backup", "boom"}},
+		{name: "crash detail for the token holder", health: fixedHealth(Health{LastRunEnd: last, LastRunError: "job db-backup: boom"}, nil),
+			privileged: true, wantStatus: JobProblem, wantLast: &last, wantReason: "crashed", wantDetail: "db-backup"},
+		{name: "health error", health: fixedHealth(Health{}, errors.New("open /var/lib/checker/state.json: permission denied")),
+			wantStatus: JobProblem, wantReason: "cannot read its state", leaks: []string{"permission denied", "/var/lib"}},
+		{name: "health error detail for the token holder", health: fixedHealth(Health{}, errors.New("open /var/lib/checker/state.json: permission denied")),
+			privileged: true, wantStatus: JobProblem, wantReason: "cannot read its state", wantDetail: "/var/lib/checker/state.json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(newTestHandler(tt.health))
+			h := NewHandler(ServerOptions{
+				Health:     tt.health,
+				ServerName: "alpha",
+				Version:    "1.2.3",
+				StaleAfter: 2 * time.Minute,
+				Now:        func() time.Time { return testNow },
+				Privileged: func(*http.Request) bool { return tt.privileged },
+			})
+			srv := httptest.NewServer(h)
 			defer srv.Close()
 			resp, body := get(t, srv.Client(), http.MethodGet, srv.URL+"/status")
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
@@ -114,12 +135,12 @@ func TestHandlerStatusJSON(t *testing.T) {
 			}
 			for k := range fields {
 				switch k {
-				case "status", "server", "last_run", "version", "reason":
+				case "status", "server", "last_run", "version", "reason", "detail":
 				default:
 					t.Errorf("unexpected field %q in %s", k, body)
 				}
 			}
-			for _, leak := range []string{"db-backup", "permission denied", "/var/lib"} {
+			for _, leak := range tt.leaks {
 				if strings.Contains(string(body), leak) {
 					t.Errorf("status document leaks %q: %s", leak, body)
 				}
@@ -140,6 +161,9 @@ func TestHandlerStatusJSON(t *testing.T) {
 			if tt.wantReason == "" && doc.Reason != "" || !strings.Contains(doc.Reason, tt.wantReason) {
 				t.Errorf("reason = %q, want it to contain %q", doc.Reason, tt.wantReason)
 			}
+			if tt.wantDetail == "" && doc.Detail != "" || !strings.Contains(doc.Detail, tt.wantDetail) {
+				t.Errorf("detail = %q, want it to contain %q", doc.Detail, tt.wantDetail)
+			}
 			// Whatever the JSON says, the client reads the same verdict.
 			if v, err := ParseReply(resp.Header.Get("Content-Type"), body); err != nil || v != tt.wantStatus {
 				t.Errorf("ParseReply(status doc) = %q, %v; want %q", v, err, tt.wantStatus)
@@ -148,17 +172,80 @@ func TestHandlerStatusJSON(t *testing.T) {
 	}
 }
 
-func TestHandlerLogsHealthError(t *testing.T) {
-	var logged atomic.Value
+// recordLog returns a logger whose text output lands in the returned buffer.
+func recordLog() (*slog.Logger, *lockedBuffer) {
+	var b lockedBuffer
+	return slog.New(slog.NewTextHandler(&b, nil)), &b
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestHandlerLogsHealthErrorOnce: the reason reaches the log, but a flood
+// of requests against an unreadable state writes it once, not per request.
+func TestHandlerLogsHealthErrorOnce(t *testing.T) {
+	log, buf := recordLog()
+	now := testNow
 	h := NewHandler(ServerOptions{
 		Health: fixedHealth(Health{}, errors.New("state file corrupt")),
-		Log:    func(format string, args ...any) { logged.Store(fmt.Sprintf(format, args...)) },
+		Now:    func() time.Time { return now },
+		Log:    log,
 	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	get(t, srv.Client(), http.MethodGet, srv.URL)
-	if msg, _ := logged.Load().(string); !strings.Contains(msg, "state file corrupt") {
-		t.Errorf("log = %q, want the health error", msg)
+	for range 100 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Body.String() != "JobProblem" {
+			t.Fatalf("body = %q, want JobProblem", rec.Body.String())
+		}
+	}
+	if n := strings.Count(buf.String(), "state file corrupt"); n != 1 {
+		t.Errorf("the health error was logged %d times for 100 requests, want once:\n%s", n, buf)
+	}
+	now = now.Add(2 * logEvery)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if n := strings.Count(buf.String(), "state file corrupt"); n != 2 {
+		t.Errorf("after %s the error was logged %d times in all, want again (2)", 2*logEvery, n)
+	}
+}
+
+// TestHandlerJudgesEveryRequestAgainstNow: a cached Health does not freeze
+// the verdict; the same record turns stale as the clock moves on.
+func TestHandlerJudgesEveryRequestAgainstNow(t *testing.T) {
+	now := testNow
+	h := NewHandler(ServerOptions{
+		Health:     fixedHealth(Health{LastRunEnd: testNow}, nil),
+		StaleAfter: 2 * time.Minute,
+		Now:        func() time.Time { return now },
+	})
+	for _, step := range []struct {
+		at   time.Time
+		want string
+	}{
+		{testNow, "True"},
+		{testNow.Add(2 * time.Minute), "True"},
+		{testNow.Add(2*time.Minute + time.Second), "JobProblem"},
+		{testNow.Add(-time.Hour), "JobProblem"}, // clock stepped back: the run lies in the future
+	} {
+		now = step.at
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Body.String() != step.want {
+			t.Errorf("at %s: body = %q, want %q", step.at.Format(time.TimeOnly), rec.Body.String(), step.want)
+		}
 	}
 }
 
@@ -166,11 +253,6 @@ func TestHandlerRoutes(t *testing.T) {
 	h := NewHandler(ServerOptions{
 		Health: fixedHealth(Health{LastRunEnd: testNow}, nil),
 		Now:    func() time.Time { return testNow },
-		Extra: map[string]http.Handler{
-			"POST /heartbeat/{service}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				fmt.Fprintf(w, "got %s", r.PathValue("service"))
-			}),
-		},
 	})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -186,8 +268,6 @@ func TestHandlerRoutes(t *testing.T) {
 		{http.MethodDelete, "/status", 405, "-"},
 		{http.MethodGet, "/nope", 404, "-"},
 		{http.MethodGet, "/status/x", 404, "-"},
-		{http.MethodPost, "/heartbeat/backup", 200, "got backup"},
-		{http.MethodGet, "/heartbeat/backup", 405, "-"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -199,201 +279,5 @@ func TestHandlerRoutes(t *testing.T) {
 				t.Errorf("body = %q, want %q", body, tt.wantBody)
 			}
 		})
-	}
-}
-
-// runServer starts s.ListenAndServe and returns its cancel function and a
-// channel that yields its result. The server is stopped at cleanup.
-func runServer(t *testing.T, s *Server) (context.CancelFunc, <-chan error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		errc <- s.ListenAndServe(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-stopped
-	})
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		t.Fatalf("ListenAndServe: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not start listening")
-	}
-	return cancel, errc
-}
-
-// waitNil waits for ListenAndServe's result and wants nil.
-func waitNil(t *testing.T, errc <-chan error) {
-	t.Helper()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("ListenAndServe returned %v, want nil after cancel", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("ListenAndServe did not return after cancel")
-	}
-}
-
-func TestServerServesAndShutsDown(t *testing.T) {
-	s := NewServer("127.0.0.1:0", newTestHandler(fixedHealth(Health{LastRunEnd: testNow}, nil)), "", "")
-	cancel, errc := runServer(t, s)
-	if strings.HasSuffix(s.Addr(), ":0") {
-		t.Fatalf("Addr() = %q, want the bound port", s.Addr())
-	}
-	if _, body := get(t, http.DefaultClient, http.MethodGet, "http://"+s.Addr()+"/"); string(body) != "True" {
-		t.Errorf("body = %q, want True", body)
-	}
-	cancel()
-	waitNil(t, errc)
-	if _, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second); err == nil {
-		t.Error("server still accepts connections after shutdown")
-	}
-}
-
-func TestServerFinishesRequestInFlight(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		<-release
-		io.WriteString(w, "done")
-	})
-	s := NewServer("127.0.0.1:0", h, "", "")
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	cancel, errc := runServer(t, s)
-
-	type reply struct {
-		body string
-		err  error
-	}
-	replies := make(chan reply, 1)
-	go func() {
-		resp, err := http.Get("http://" + s.Addr() + "/")
-		if err != nil {
-			replies <- reply{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		replies <- reply{string(b), err}
-	}()
-	within(t, "request reaching the handler", entered)
-	cancel()
-	close(release)
-	select {
-	case r := <-replies:
-		if r.err != nil || r.body != "done" {
-			t.Errorf("request in flight got %q, %v; want done", r.body, r.err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("request in flight never finished")
-	}
-	waitNil(t, errc)
-}
-
-func TestServerTLS(t *testing.T) {
-	certFile, keyFile, pool := selfSignedCert(t, time.Now().Add(time.Hour))
-	s := NewServer("127.0.0.1:0", newTestHandler(fixedHealth(Health{LastRunEnd: testNow}, nil)), certFile, keyFile)
-	cancel, errc := runServer(t, s)
-	url := "https://" + s.Addr() + "/"
-
-	resp, body := get(t, trustingClient(pool), http.MethodGet, url)
-	if string(body) != "True" || resp.TLS == nil {
-		t.Errorf("body = %q, TLS = %v; want True over TLS", body, resp.TLS != nil)
-	}
-	if r := (&Client{HTTP: trustingClient(pool)}).Check(context.Background(), url); r.Outcome != Up {
-		t.Errorf("Check over TLS = %+v, want Up", r)
-	}
-	// Plain HTTP to the TLS port must not get a verdict.
-	if resp, err := http.Get("http://" + s.Addr() + "/"); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			t.Error("plain HTTP to the TLS port answered 200")
-		}
-	}
-	cancel()
-	waitNil(t, errc)
-}
-
-func TestServerTLSRejectsOldVersions(t *testing.T) {
-	certFile, keyFile, pool := selfSignedCert(t, time.Now().Add(time.Hour))
-	s := NewServer("127.0.0.1:0", http.NotFoundHandler(), certFile, keyFile)
-	runServer(t, s)
-	hc := trustingClient(pool)
-	hc.Transport.(*http.Transport).TLSClientConfig.MinVersion = 0x0301 // TLS 1.0
-	hc.Transport.(*http.Transport).TLSClientConfig.MaxVersion = 0x0302 // TLS 1.1
-	if _, err := hc.Get("https://" + s.Addr() + "/"); err == nil {
-		t.Error("TLS 1.1 handshake succeeded, want TLS 1.2 at least")
-	}
-}
-
-func TestServerErrors(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	certFile, keyFile, _ := selfSignedCert(t, time.Now().Add(time.Hour))
-
-	tests := []struct {
-		name              string
-		addr              string
-		certFile, keyFile string
-		want              []string // substrings of the error
-	}{
-		{"port in use", busy.Addr().String(), "", "", []string{busy.Addr().String()}},
-		{"missing cert file", "127.0.0.1:0", "/nonexistent/cert.pem", keyFile, []string{"127.0.0.1:0", "/nonexistent/cert.pem"}},
-		{"key is not a key", "127.0.0.1:0", certFile, certFile, []string{certFile}},
-		{"cert without key", "127.0.0.1:0", certFile, "", []string{"both a certificate and a key"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := NewServer(tt.addr, http.NotFoundHandler(), tt.certFile, tt.keyFile)
-			done := make(chan struct{})
-			var err error
-			go func() {
-				defer close(done)
-				err = s.ListenAndServe(context.Background())
-			}()
-			within(t, "ListenAndServe with a bad setup", done)
-			if err == nil {
-				t.Fatal("ListenAndServe returned nil, want an error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
-	}
-}
-
-func TestServerLimits(t *testing.T) {
-	s := NewServer("127.0.0.1:0", http.NotFoundHandler(), "", "")
-	if s.srv.ReadHeaderTimeout != 5*time.Second || s.srv.ReadTimeout != 10*time.Second ||
-		s.srv.WriteTimeout != 10*time.Second || s.srv.IdleTimeout != 60*time.Second ||
-		s.srv.MaxHeaderBytes != 16<<10 {
-		t.Errorf("limits = %+v", s.srv)
-	}
-	runServer(t, s)
-	// A request whose headers exceed the limit is refused, not buffered.
-	req, err := http.NewRequest(http.MethodGet, "http://"+s.Addr()+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
-	resp, err := http.DefaultClient.Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("oversized headers got status %d, want 431", resp.StatusCode)
-		}
 	}
 }

@@ -31,8 +31,17 @@ const (
 // server reports JobProblem, when no other value is configured.
 const DefaultStaleAfter = 120 * time.Second
 
+// MailStage names the part of the mail path that failed.
+type MailStage string
+
+// The stages of the mail path a failure is reported for.
+const (
+	MailSelfCheck MailStage = "self-check" // the hourly send-and-fetch probe
+	MailSend      MailStage = "send"       // delivering a notification
+)
+
 // Health is what the server knows about itself. The caller fills it from the
-// state file; the peer package never reads that file itself.
+// state; the peer package never reads that itself.
 type Health struct {
 	// MailChecked is true once a self-check or a notification send has
 	// happened. Before that, mail counts as healthy.
@@ -40,12 +49,22 @@ type Health struct {
 	// MailOK is true when the last self-check and the last notification send
 	// both succeeded.
 	MailOK bool
-	// MailError says why mail is unhealthy; it is shown to peers.
+	// MailFailed and MailFailedAt say which stage failed, and when, when
+	// MailOK is false. Everyone may see them.
+	MailFailed   MailStage
+	MailFailedAt time.Time
+	// MailCheckedAt is when mail was last exercised, by a self-check or a
+	// send. A time in the future (the clock was stepped back) vouches for
+	// nothing, so mail then counts as a problem.
+	MailCheckedAt time.Time
+	// MailError says why mail is unhealthy. It may name the SMTP server,
+	// the account and the server's reply, so it is shown only to privileged
+	// requests.
 	MailError string
 	// LastRunEnd is the end of the last completed cron run; zero means never.
 	LastRunEnd time.Time
-	// LastRunError is non-empty when the last cron run crashed. Its text is
-	// not shown to peers: it may name jobs.
+	// LastRunError is non-empty when the last cron run crashed. It may name
+	// jobs, so it is shown only to privileged requests.
 	LastRunError string
 	// NoMail is true in nomail mode, where mail counts as healthy.
 	NoMail bool
@@ -54,39 +73,77 @@ type Health struct {
 // Judge returns the verdict for h at now. Mail is checked first; then the
 // last cron run, which must not have crashed and must have ended no more than
 // staleAfter before now. A staleAfter of zero or less means
-// DefaultStaleAfter.
+// DefaultStaleAfter. A last run or a mail check dated in the future counts
+// as stale, never as fresh: the clock was stepped back, and such a record
+// proves nothing about the present.
 func Judge(h Health, now time.Time, staleAfter time.Duration) Verdict {
-	v, _ := assess(h, now, staleAfter)
-	return v
+	return assess(h, now, staleAfter).Verdict
 }
 
-// maxReason bounds the reason shown to peers.
-const maxReason = 200
+// clockSlack is how far in the future a record may lie and still count as
+// written now. Saves and reads on one machine use the same clock, so only a
+// step of the clock moves a record ahead; one second absorbs the small steps
+// time daemons make, and a real step back is far larger.
+const clockSlack = time.Second
 
-// assess is Judge with the reason a verdict is not OK, fit for peers to read.
-func assess(h Health, now time.Time, staleAfter time.Duration) (Verdict, string) {
+// maxDetail bounds the detail shown to privileged requests.
+const maxDetail = 500
+
+// Assessment is a verdict with its reasons.
+type Assessment struct {
+	Verdict Verdict
+	// Reason says why the verdict is not OK as a class with a time ("the
+	// last notification send failed at T"): fit for anyone to read.
+	Reason string
+	// Detail is the underlying error text (SMTP reply, crash message), for
+	// privileged readers only; "" when there is none.
+	Detail string
+}
+
+// assess is Judge with the reasons.
+func assess(h Health, now time.Time, staleAfter time.Duration) Assessment {
 	if staleAfter <= 0 {
 		staleAfter = DefaultStaleAfter
 	}
-	if !h.NoMail && h.MailChecked && !h.MailOK {
-		reason := "the last mail self-check or notification send failed"
-		if msg := oneLine(h.MailError, maxReason); msg != "" {
-			reason += ": " + msg
+	future := now.Add(clockSlack)
+	if !h.NoMail && h.MailChecked {
+		if !h.MailOK {
+			reason := "the last mail self-check or notification send failed"
+			switch h.MailFailed {
+			case MailSelfCheck:
+				reason = "the last mail self-check failed"
+			case MailSend:
+				reason = "the last notification send failed"
+			}
+			if !h.MailFailedAt.IsZero() {
+				reason += " at " + stamp(h.MailFailedAt)
+			}
+			return Assessment{MailProblem, reason, oneLine(h.MailError, maxDetail)}
 		}
-		return MailProblem, reason
+		if h.MailCheckedAt.After(future) {
+			return Assessment{Verdict: MailProblem, Reason: "mail was last checked at " + stamp(h.MailCheckedAt) +
+				", which is in the future: the clock was stepped back, so that check proves nothing"}
+		}
 	}
 	if h.LastRunError != "" {
-		return JobProblem, "the last cron run crashed"
+		return Assessment{JobProblem, "the last cron run crashed", oneLine(h.LastRunError, maxDetail)}
 	}
 	if h.LastRunEnd.IsZero() {
-		return JobProblem, "no cron run has completed yet"
+		return Assessment{Verdict: JobProblem, Reason: "no cron run has completed yet"}
+	}
+	if h.LastRunEnd.After(future) {
+		return Assessment{Verdict: JobProblem, Reason: "the last cron run is dated " + stamp(h.LastRunEnd) +
+			", which is in the future: the clock was stepped back, so it counts as stale"}
 	}
 	if age := now.Sub(h.LastRunEnd); age > staleAfter {
-		return JobProblem, fmt.Sprintf("the last cron run completed %s ago, more than %s",
-			age.Round(time.Second), staleAfter)
+		return Assessment{Verdict: JobProblem, Reason: fmt.Sprintf("the last cron run completed at %s, %s ago, more than %s",
+			stamp(h.LastRunEnd), age.Round(time.Second), staleAfter)}
 	}
-	return OK, ""
+	return Assessment{Verdict: OK}
 }
+
+// stamp formats a time for a reason: UTC, to the second.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // StatusDoc is the JSON form of the verdict, served at GET /status. It
 // deliberately carries no job details.
@@ -96,6 +153,8 @@ type StatusDoc struct {
 	LastRun *time.Time `json:"last_run"`
 	Version string     `json:"version"`
 	Reason  string     `json:"reason,omitempty"`
+	// Detail is only sent to requests that carry the server's token.
+	Detail string `json:"detail,omitempty"`
 }
 
 // snippetLen is how much of a bad reply an error quotes.

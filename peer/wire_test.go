@@ -30,7 +30,14 @@ func TestJudge(t *testing.T) {
 		{"just past the stale boundary", Health{LastRunEnd: now.Add(-stale - time.Nanosecond)}, stale, JobProblem},
 		{"zero staleAfter means default, inside", Health{LastRunEnd: now.Add(-DefaultStaleAfter)}, 0, OK},
 		{"zero staleAfter means default, past", Health{LastRunEnd: now.Add(-DefaultStaleAfter - time.Second)}, 0, JobProblem},
-		{"run end in the future (clock skew)", Health{LastRunEnd: now.Add(time.Minute)}, stale, OK},
+		{"run end in the future (clock stepped back)", Health{LastRunEnd: now.Add(time.Minute)}, stale, JobProblem},
+		{"run end a day in the future", Health{LastRunEnd: now.Add(24 * time.Hour)}, stale, JobProblem},
+		{"run end within the clock slack", Health{LastRunEnd: now.Add(clockSlack)}, stale, OK},
+		{"run end just past the clock slack", Health{LastRunEnd: now.Add(clockSlack + time.Nanosecond)}, stale, JobProblem},
+		{"mail check in the future vouches for nothing", Health{MailChecked: true, MailOK: true, MailCheckedAt: now.Add(time.Hour), LastRunEnd: fresh}, stale, MailProblem},
+		{"mail check now is fine", Health{MailChecked: true, MailOK: true, MailCheckedAt: now, LastRunEnd: fresh}, stale, OK},
+		{"mail check in the future ignored with nomail", Health{NoMail: true, MailChecked: true, MailOK: true, MailCheckedAt: now.Add(time.Hour), LastRunEnd: fresh}, stale, OK},
+		{"failed send in the future is still a problem", Health{MailChecked: true, MailFailed: MailSend, MailFailedAt: now.Add(time.Hour), MailCheckedAt: now.Add(time.Hour), LastRunEnd: fresh}, stale, MailProblem},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,15 +48,42 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-func TestAssessReasonHidesCrashText(t *testing.T) {
-	now := time.Now()
-	_, reason := assess(Health{LastRunEnd: now, LastRunError: "job secret-db failed"}, now, 0)
-	if strings.Contains(reason, "secret-db") {
-		t.Errorf("reason %q leaks the crash text", reason)
+func TestAssessReasons(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		h          Health
+		wantReason string
+		wantDetail string
+		hidden     string // must not be in the reason
+	}{
+		{"crash text is detail only", Health{LastRunEnd: now, LastRunError: "job secret-db failed"},
+			"the last cron run crashed", "job secret-db failed", "secret-db"},
+		{"self-check failure with its time", Health{MailChecked: true, MailFailed: MailSelfCheck, MailFailedAt: now.Add(-time.Hour),
+			MailError: "email self-check failed: dial smtp.corp:\n refused"},
+			"the last mail self-check failed at 2025-03-01T11:00:00Z", "email self-check failed: dial smtp.corp: refused", "smtp.corp"},
+		{"send failure with its time", Health{MailChecked: true, MailFailed: MailSend, MailFailedAt: now.Add(-time.Minute), MailError: "550 user@corp unknown"},
+			"the last notification send failed at 2025-03-01T11:59:00Z", "550 user@corp unknown", "user@corp"},
+		{"stale run says when", Health{LastRunEnd: now.Add(-10 * time.Minute)},
+			"the last cron run completed at 2025-03-01T11:50:00Z, 10m0s ago, more than 2m0s", "", ""},
+		{"future run says the clock stepped back", Health{LastRunEnd: now.Add(time.Hour)},
+			"the last cron run is dated 2025-03-01T13:00:00Z, which is in the future: the clock was stepped back", "", ""},
+		{"future mail check says the clock stepped back", Health{MailChecked: true, MailOK: true, MailCheckedAt: now.Add(time.Hour), LastRunEnd: now},
+			"mail was last checked at 2025-03-01T13:00:00Z, which is in the future", "", ""},
 	}
-	_, reason = assess(Health{MailChecked: true, MailError: "dial smtp:\n refused"}, now, 0)
-	if !strings.Contains(reason, "dial smtp: refused") {
-		t.Errorf("reason %q lacks the one-line mail error", reason)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := assess(tt.h, now, 2*time.Minute)
+			if !strings.Contains(a.Reason, tt.wantReason) {
+				t.Errorf("reason = %q, want it to contain %q", a.Reason, tt.wantReason)
+			}
+			if a.Detail != tt.wantDetail {
+				t.Errorf("detail = %q, want %q", a.Detail, tt.wantDetail)
+			}
+			if tt.hidden != "" && strings.Contains(a.Reason, tt.hidden) {
+				t.Errorf("reason %q reveals %q", a.Reason, tt.hidden)
+			}
+		})
 	}
 }
 

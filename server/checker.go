@@ -1,0 +1,85 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"checker/heartbeat"
+	"checker/peer"
+)
+
+// Checker is what `checker serve` serves, from its settings.
+type Checker struct {
+	// ServerName and Version are reported by GET /status.
+	ServerName, Version string
+	// StaleAfter is [serve] jobs_stale_after.
+	StaleAfter time.Duration
+	// NoMail makes mail count as healthy.
+	NoMail bool
+	// PushToken is [serve] push_token: it authorises heartbeat pushes and
+	// shows the details behind the verdict in GET /status.
+	PushToken string
+	// Health is the verdict's source, normally a StateHealth's Health.
+	Health func() (peer.Health, error)
+	// Heartbeats is where pushed heartbeats go; nil serves no push route.
+	Heartbeats heartbeat.Store
+	// IsLoopback decides whether a push without a token comes from this
+	// machine; nil means IsLoopback.
+	IsLoopback func(*http.Request) bool
+	// Log receives what the handlers log; nil discards it.
+	Log *slog.Logger
+	// Now is the clock of the verdict and of pushed heartbeats; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Routes returns checker serve's routes:
+//
+//	GET  /                    the verdict, for peers (answered from memory)
+//	GET  /status              the verdict as JSON; details with the push token
+//	POST /heartbeat/{service} a heartbeat push
+func (c Checker) Routes() []Route {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.IsLoopback == nil {
+		c.IsLoopback = IsLoopback
+	}
+	health := c.Health
+	if health != nil && c.NoMail {
+		source := health
+		health = func() (peer.Health, error) {
+			h, err := source()
+			h.NoMail = true
+			return h, err
+		}
+	}
+	p := peer.NewHandler(peer.ServerOptions{
+		Health:     health,
+		ServerName: c.ServerName,
+		Version:    c.Version,
+		StaleAfter: c.StaleAfter,
+		Now:        c.Now,
+		Privileged: Bearer(c.PushToken),
+		Log:        c.Log,
+	})
+	routes := []Route{
+		{Pattern: "GET /{$}", Handler: http.HandlerFunc(p.ServeVerdict)},
+		{Pattern: "GET /status", Handler: http.HandlerFunc(p.ServeStatus)},
+	}
+	if c.Heartbeats != nil {
+		routes = append(routes, Route{
+			Pattern: "POST /heartbeat/{service}",
+			// The push handler bounds its own turns, after checking who
+			// pushes: strangers must not take turns from token holders.
+			Handler: heartbeat.NewPushHandler(c.Heartbeats, heartbeat.PushOptions{
+				Token:      c.PushToken,
+				Now:        c.Now,
+				Log:        c.Log,
+				IsLoopback: c.IsLoopback,
+			}),
+		})
+	}
+	return routes
+}

@@ -1,0 +1,252 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+)
+
+// connTracker caps the open connections of an http.Server. It sees every
+// connection through the server's ConnState hook, which runs for StateNew
+// in the accept loop before the connection is served. When a new
+// connection takes the count over the cap, one that has no request being
+// answered is closed to make room; a request being answered is never cut.
+// Only when every other connection is busy answering is the newcomer itself
+// closed. The victim is, in this order:
+//
+//  1. a connection whose answer is out but whose request body is still
+//     being drained (see Server.serveHTTP): it has had what it came for;
+//  2. of the client address holding the most waiting connections (idle
+//     keep-alive, or no complete request header yet, as slowloris), the one
+//     waiting longest; among addresses holding as many, the one waiting
+//     longest overall.
+//
+// So one flooding host pushes out its own connections, not a peer's, and
+// with many hosts of one connection each, the longest waiting goes first.
+type connTracker struct {
+	max int
+
+	mu       sync.Mutex // guards the fields below
+	conns    map[net.Conn]*tracked
+	clients  map[netip.Addr]*client
+	draining list
+	seq      uint64 // stamps connections as they start to wait
+	shed     uint64
+	refused  uint64
+}
+
+// client is the connections of one client address.
+type client struct {
+	addr    netip.Addr
+	open    int
+	waiting list // longest waiting first
+	n       int  // len(waiting)
+}
+
+// tracked is one open connection.
+type tracked struct {
+	c          net.Conn
+	cl         *client
+	seq        uint64 // when it started waiting
+	in         *list  // the list it is in, if any
+	prev, next *tracked
+}
+
+// list is an intrusive doubly linked list of tracked connections.
+type list struct{ head, tail *tracked }
+
+func (l *list) pushBack(t *tracked) {
+	t.prev, t.next, t.in = l.tail, nil, l
+	if l.tail != nil {
+		l.tail.next = t
+	} else {
+		l.head = t
+	}
+	l.tail = t
+}
+
+func (l *list) remove(t *tracked) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		l.head = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	} else {
+		l.tail = t.prev
+	}
+	t.prev, t.next, t.in = nil, nil, nil
+}
+
+func newConnTracker(max int) *connTracker {
+	return &connTracker{max: max, conns: make(map[net.Conn]*tracked), clients: make(map[netip.Addr]*client)}
+}
+
+// ConnStats counts what the connection cap did.
+type ConnStats struct {
+	// Open is the number of connections open now; Waiting how many of them
+	// have no request being answered.
+	Open, Waiting int
+	// Clients is the number of client addresses with open connections.
+	Clients int
+	// Shed counts connections closed to make room for a newer one;
+	// Refused counts new connections closed because every other one was
+	// busy answering a request.
+	Shed, Refused uint64
+}
+
+func (ct *connTracker) stats() ConnStats {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	st := ConnStats{Open: len(ct.conns), Clients: len(ct.clients), Shed: ct.shed, Refused: ct.refused}
+	for _, cl := range ct.clients {
+		st.Waiting += cl.n
+	}
+	for t := ct.draining.head; t != nil; t = t.next {
+		st.Waiting++
+	}
+	return st
+}
+
+// hook is the http.Server ConnState hook.
+func (ct *connTracker) hook(c net.Conn, st http.ConnState) {
+	var victim net.Conn
+	ct.mu.Lock()
+	switch st {
+	case http.StateNew:
+		t := &tracked{c: c, cl: ct.clientOf(c)}
+		t.cl.open++
+		ct.conns[c] = t
+		ct.wait(t)
+		if len(ct.conns) > ct.max {
+			v := ct.victim()
+			if v == t {
+				ct.refused++
+			} else {
+				ct.shed++
+			}
+			ct.drop(v)
+			victim = v.c
+		}
+	case http.StateIdle:
+		if t := ct.conns[c]; t != nil {
+			ct.unlist(t)
+			ct.wait(t)
+		}
+	case http.StateActive:
+		if t := ct.conns[c]; t != nil {
+			ct.unlist(t)
+		}
+	case http.StateClosed, http.StateHijacked:
+		if t := ct.conns[c]; t != nil {
+			ct.drop(t)
+		}
+	}
+	ct.mu.Unlock()
+	if victim != nil {
+		closeRaw(victim)
+	}
+}
+
+// answered tells the tracker that the answer on c is out while the rest of
+// an unread request body is being drained: c may go first to make room.
+func (ct *connTracker) answered(c net.Conn) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if t := ct.conns[c]; t != nil {
+		ct.unlist(t)
+		ct.draining.pushBack(t)
+	}
+}
+
+// clientOf returns the client of c's remote address, creating it.
+func (ct *connTracker) clientOf(c net.Conn) *client {
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		addr = ap.Addr().Unmap()
+	}
+	cl := ct.clients[addr]
+	if cl == nil {
+		cl = &client{addr: addr}
+		ct.clients[addr] = cl
+	}
+	return cl
+}
+
+// wait puts t at the end of its client's waiting list.
+func (ct *connTracker) wait(t *tracked) {
+	ct.seq++
+	t.seq = ct.seq
+	t.cl.waiting.pushBack(t)
+	t.cl.n++
+}
+
+// unlist takes t out of whatever list it is in.
+func (ct *connTracker) unlist(t *tracked) {
+	switch t.in {
+	case nil:
+		return
+	case &t.cl.waiting:
+		t.cl.n--
+	}
+	t.in.remove(t)
+}
+
+// drop forgets t.
+func (ct *connTracker) drop(t *tracked) {
+	ct.unlist(t)
+	delete(ct.conns, t.c)
+	t.cl.open--
+	if t.cl.open == 0 {
+		delete(ct.clients, t.cl.addr)
+	}
+}
+
+// victim picks the connection to close, as the type's comment says. The
+// newest connection is always waiting, so there is one.
+func (ct *connTracker) victim() *tracked {
+	if t := ct.draining.head; t != nil {
+		return t
+	}
+	var best *tracked
+	bestN := 0
+	for _, cl := range ct.clients {
+		h := cl.waiting.head
+		if h == nil {
+			continue
+		}
+		if cl.n > bestN || (cl.n == bestN && h.seq < best.seq) {
+			best, bestN = h, cl.n
+		}
+	}
+	return best
+}
+
+// closeRaw closes the socket under c at once. A TLS connection's own Close
+// would first try to send a close_notify alert, which can block the accept
+// loop on a client that reads nothing.
+func closeRaw(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	_ = c.Close() // the goroutine serving c sees the error and ends
+}
+
+// connKey is the context key under which each request finds its connection.
+type connKey struct{}
+
+// withConn is the http.Server's ConnContext: it lets a handler tell the
+// tracker about its connection.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// connOf returns the connection r came on, or nil.
+func connOf(r *http.Request) net.Conn {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	return c
+}

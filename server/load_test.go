@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"checker/heartbeat"
+	"checker/peer"
+)
+
+// The load tests run attacks from 127.0.0.1 against a server with a small
+// connection cap and a state of 10,000 jobs, while a peer-style client on
+// 127.0.0.2 asks GET / with a one-second timeout, as a peer check would, on
+// a new connection each time. Every answer it gets must be the right verdict:
+// they assert on what GET / answers, never on how fast. Each attack is
+// bounded in connections, requests and time.
+
+const (
+	loadCap      = 64              // the server's connection cap
+	attackFor    = 3 * time.Second // how long each attack lasts
+	probeEvery   = 20 * time.Millisecond
+	minProbes    = 5 // fewer would prove nothing
+	attackConns  = 4 * loadCap
+	floodWorkers = 16
+	floodMax     = 50000 // requests, at most
+)
+
+// loadServer serves checker's routes on a 10,000-job state that is fresh
+// for the length of the test.
+func loadServer(t *testing.T) *Server {
+	t.Helper()
+	store := jobState(t, 10000, time.Now())
+	sh := NewStateHealth(store, nil, nil)
+	if err := sh.Load(); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := heartbeat.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hb.Close() })
+	s := newServer(t, Options{MaxConns: loadCap}, Checker{
+		ServerName: "loaded", Version: "test", StaleAfter: time.Hour, Health: sh.Health,
+		Heartbeats: hb, PushToken: "the attacker does not have it",
+	}.Routes()...)
+	start(t, s)
+	return s
+}
+
+// probe asks GET / like a peer until ctx ends and returns how many probes
+// were made and what went wrong. The peer is another host than the
+// attacker: it connects from 127.0.0.2, another loopback address.
+func probe(ctx context.Context, addr string) (int, []string) {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c := &peer.Client{
+		HTTP:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}},
+		Timeout: time.Second,
+	}
+	n := 0
+	var problems []string
+	for ctx.Err() == nil {
+		r := c.Check(context.Background(), "http://"+addr+"/")
+		n++
+		if r.Outcome != peer.Up {
+			problems = append(problems, fmt.Sprintf("probe %d: %v %s", n, r.Outcome, r.Detail))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(probeEvery):
+		}
+	}
+	return n, problems
+}
+
+// underAttack runs attack against s for attackFor while probing, and fails
+// the test for every probe that did not get True.
+func underAttack(t *testing.T, s *Server, attack func(ctx context.Context, addr string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), attackFor)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		attack(ctx, s.Addr())
+	}()
+	time.Sleep(100 * time.Millisecond) // let the attack build up first
+	n, problems := probe(ctx, s.Addr())
+	cancel()
+	wg.Wait()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if n < minProbes {
+		t.Errorf("only %d probes in %s", n, attackFor)
+	}
+	t.Logf("%d probes, %d failed; connections: %+v", n, len(problems), s.ConnStats())
+}
+
+// TestFloodOfRequests: many keep-alive clients asking GET / and /status as
+// fast as they can.
+func TestFloodOfRequests(t *testing.T) {
+	s := loadServer(t)
+	var sent atomic.Int64
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		var wg sync.WaitGroup
+		for w := range floodWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hc := &http.Client{Timeout: 5 * time.Second}
+				defer hc.CloseIdleConnections()
+				path := []string{"/", "/status"}[w%2]
+				for ctx.Err() == nil && sent.Add(1) <= floodMax {
+					req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+					resp, err := hc.Do(req)
+					if err != nil {
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	t.Logf("flood: %d requests", min(sent.Load(), floodMax))
+}
+
+// hold runs n connections, each made by open and kept by keep until it
+// returns; a connection the server closes is opened again, until ctx ends.
+func hold(ctx context.Context, addr string, n int, keep func(ctx context.Context, c net.Conn)) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+				if err != nil {
+					continue
+				}
+				stop := context.AfterFunc(ctx, func() { c.Close() })
+				keep(ctx, c)
+				stop()
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestSlowloris: four times the cap of connections sending their headers a
+// byte at a time, reconnecting whenever the server drops them.
+func TestSlowloris(t *testing.T) {
+	s := loadServer(t)
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		hold(ctx, addr, attackConns, func(ctx context.Context, c net.Conn) {
+			header := "GET / HTTP/1.1\r\nHost: victim\r\nX-Padding: " + strings.Repeat("a", 200)
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := c.Write([]byte{header[i%len(header)]}); err != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+	})
+	if st := s.ConnStats(); st.Shed == 0 {
+		t.Errorf("the cap never shed a slowloris connection: %+v", st)
+	}
+}
+
+// TestIdleExhaustion: four times the cap of keep-alive connections that
+// make one request and then sit idle, reconnecting when dropped.
+func TestIdleExhaustion(t *testing.T) {
+	s := loadServer(t)
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		hold(ctx, addr, attackConns, func(ctx context.Context, c net.Conn) {
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: victim\r\n\r\n"); err != nil {
+				return
+			}
+			io.Copy(io.Discard, c) // until the server closes it, or ctx ends
+		})
+	})
+	if st := s.ConnStats(); st.Shed == 0 {
+		t.Errorf("the cap never shed an idle connection: %+v", st)
+	}
+}
+
+// TestSlowBodies: four times the cap of requests whose bodies trickle in,
+// to the verdict and to the push route (without the token).
+func TestSlowBodies(t *testing.T) {
+	s := loadServer(t)
+	var n atomic.Int64
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		hold(ctx, addr, attackConns, func(ctx context.Context, c net.Conn) {
+			path := []string{"/", "/heartbeat/backup"}[n.Add(1)%2]
+			if _, err := io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: victim\r\nContent-Length: 1000000\r\n\r\n"); err != nil {
+				return
+			}
+			for ctx.Err() == nil {
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+	})
+}
