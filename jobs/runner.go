@@ -850,23 +850,30 @@ func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) 
 	for _, to := range sortedKeys(rep.Delivered) {
 		rc, found, _ := tx.Recipient(to)
 		if !found {
-			continue
+			rc = state.Recipient{To: to}
 		}
 		if rc.Reported {
 			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("mail to %s works again", to),
 				fmt.Sprintf("checker on %s can deliver to %s again; it had refused mail since %s (%s).\n",
 					r.Composer.ServerName, to, rc.Since.Format(timeLayout), rc.LastError), others(r.AlertContact, to), now)
 		}
-		if err := tx.DeleteRecipient(to); err != nil {
+		rc.Failing, rc.Permanent, rc.Reported, rc.LastError, rc.Since = false, false, false, "", time.Time{}
+		rc.LastTry = now
+		rc.Sent++
+		if err := tx.PutRecipient(&rc); err != nil {
 			return err
 		}
 	}
 	for _, to := range sortedKeys(rep.Failed) {
 		ferr := rep.Failed[to]
 		rc, found, _ := tx.Recipient(to)
-		if !found || !rc.Failing {
-			rc = state.Recipient{To: to, Failing: true, Since: now}
+		if !found {
+			rc = state.Recipient{To: to}
 		}
+		if !rc.Failing {
+			rc.Failing, rc.Since, rc.Reported = true, now, false
+		}
+		rc.Failed++
 		rc.Permanent = notify.IsPermanent(ferr)
 		rc.LastTry = now
 		rc.LastError = ferr.Error()

@@ -23,7 +23,7 @@ var (
 	sampleEvent     = Event{Time: c0, Job: "j", Kind: EventAcked, Status: "CRITICAL", Message: "m", To: []string{"a", "b"}, By: "me"}
 	sampleSilence   = Silence{Pattern: "http:*", Until: c0, Reason: "r", By: "b", Created: c0}
 	sampleService   = Service{Name: "svc", FirstSeen: c0, LastSeen: c0}
-	sampleRecipient = Recipient{To: "a@b", Failing: true, Permanent: true, Since: c0, LastTry: c0, LastError: "550", Settings: "s", Reported: true}
+	sampleRecipient = Recipient{To: "a@b", Failing: true, Permanent: true, Since: c0, LastTry: c0, LastError: "550", Settings: "s", Reported: true, Sent: 12, Failed: 3}
 )
 
 // normalTimes makes decoded times comparable with the originals (decoding

@@ -549,6 +549,9 @@ type Recipient struct {
 	Settings string
 	// Reported is set once the failure was announced to the others.
 	Reported bool
+	// Sent and Failed count the mails (or channel messages) that went out
+	// to it and that did not, since the state began (for metrics).
+	Sent, Failed int64
 }
 
 const recipientVersion = 1
@@ -563,6 +566,8 @@ func encodeRecipient(r *Recipient) []byte {
 	e.str(r.LastError)
 	e.str(r.Settings)
 	e.bool(r.Reported)
+	e.int(r.Sent)
+	e.int(r.Failed)
 	return e.b
 }
 
@@ -570,7 +575,10 @@ func encodeRecipient(r *Recipient) []byte {
 func DecodeRecipient(b []byte) (Recipient, error) {
 	d, _ := newDecoder(b, kindRecipient, recipientVersion)
 	r := Recipient{To: d.str(), Failing: d.bool(), Permanent: d.bool(), Since: d.time(), LastTry: d.time(),
-		LastError: d.str(), Settings: d.str(), Reported: d.bool()}
+		LastError: d.str(), Settings: d.str(), Reported: d.bool(), Sent: d.int(), Failed: d.int()}
+	if r.Sent < 0 || r.Failed < 0 {
+		d.fail("negative counter")
+	}
 	if err := d.done(); err != nil {
 		return Recipient{}, fmt.Errorf("recipient record: %w", err)
 	}
