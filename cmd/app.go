@@ -19,7 +19,9 @@ import (
 
 // windows tells which maintenance window covers a job at a time; nil when
 // the settings have none.
-func (a *app) windows() func(job string, now time.Time) (string, bool) { return nil }
+func (a *app) windows() func(job string, now time.Time) (string, bool) {
+	return jobs.WindowsAt(a.maintenance)
+}
 
 // app is what most commands need: the settings, the jobs, a logger.
 type app struct {
@@ -29,6 +31,7 @@ type app struct {
 	log      *slog.Logger
 	closeLog func()
 	env      *jobs.Env // made by newEnv, closed by close
+	maintenance []*jobs.Window
 	// discovered are the heartbeat services allJobs saw for the first time,
 	// for the runner to remember.
 	discovered []state.Service
@@ -48,11 +51,14 @@ func (g *globalOptions) loadApp() (*app, error) {
 	}
 	js, jobProblems := jobs.Load(s)
 	problems = append(problems, jobProblems...)
+	windows, windowProblems, windowWarnings := jobs.LoadWindows(s, js)
+	problems = append(problems, windowProblems...)
+	s.Warnings = append(s.Warnings, windowWarnings...)
 	problems.Sort()
 	if len(problems) > 0 {
 		return nil, &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s:\n%v", len(problems), plural(len(problems)), path, problems)}
 	}
-	a := &app{g: g, settings: s, jobs: js}
+	a := &app{g: g, settings: s, jobs: js, maintenance: windows}
 	a.log, a.closeLog = g.logger(s)
 	for _, w := range s.Warnings {
 		a.log.Warn(w)
