@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"sync"
@@ -24,12 +25,6 @@ func startRedis(t *testing.T, extra ...string) *redisServer {
 	t.Helper()
 	srv := redistest.Start(t, extra...)
 	return &redisServer{Server: srv, cmd: srv.Cmd()}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	return redistest.FreePort(t)
 }
 
 // closedAddr returns a loopback address nothing listens on.
@@ -56,6 +51,19 @@ func (s *errorSink) contains(substr string) bool {
 	defer s.mu.Unlock()
 	for _, err := range s.errs {
 		if strings.Contains(err.Error(), substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsErr reports whether any collected error matches target
+// (errors.Is).
+func (s *errorSink) containsErr(target error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, err := range s.errs {
+		if errors.Is(err, target) {
 			return true
 		}
 	}
