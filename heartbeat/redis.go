@@ -276,7 +276,11 @@ func (s *RedisStore) conn(ctx context.Context) (redis.UniversalClient, error) {
 	}
 	info, err := s.client.Info(ctx, "cluster").Result()
 	if err != nil {
-		if isConnectionError(err) || ctx.Err() != nil {
+		var reply redis.Error // the server's error reply
+		refused := errors.As(err, &reply) && (strings.HasPrefix(err.Error(), "NOPERM") || strings.HasPrefix(err.Error(), "ERR"))
+		if !refused || isConnectionError(err) || ctx.Err() != nil {
+			// Not asked at all (unreachable, TLS, authentication,
+			// loading): ask again next time.
 			return nil, s.fail("INFO cluster", err)
 		}
 		// An ACL may forbid INFO. Such a node is most likely standalone;
