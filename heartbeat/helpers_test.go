@@ -21,7 +21,7 @@ type redisServer struct {
 
 // startRedis runs a throwaway redis-server (see redistest.Start) with extra
 // arguments appended and kills it when the test ends.
-func startRedis(t *testing.T, extra ...string) *redisServer {
+func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
 	srv := redistest.Start(t, extra...)
 	return &redisServer{Server: srv, cmd: srv.Cmd()}

@@ -36,7 +36,7 @@ var errNotNewer = errors.New("stored heartbeat is as new")
 // Run one Mirror per store (e.g. in checker serve); several are harmless,
 // since each write is a compare-and-set on the key.
 func (s *RedisStore) Mirror(ctx context.Context) error {
-	lim := &logLimiter{every: mirrorLogEvery, now: time.Now, log: s.log}
+	lim := &logLimiter{every: mirrorLogEvery, now: s.now, log: s.log}
 	return s.subscribe(ctx, func(rm *redis.Message) {
 		service, ok := s.patterns.ServiceFromChannel(rm.Channel)
 		if !ok {

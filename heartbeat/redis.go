@@ -44,6 +44,7 @@ type RedisStore struct {
 	log      func(error) // the store log; never nil
 	opLog    func(error) // the store log when one was given, for go-redis's lines; else nil
 	keyTTL   time.Duration
+	now      func() time.Time
 	cap      *serviceCap // nil without WithMaxServices
 	owned    bool        // Close closes the client
 	// unregister removes the store log from the go-redis log router.
@@ -144,7 +145,7 @@ func NewRedisStore(client redis.UniversalClient, p Patterns, opts ...StoreOption
 func newRedisStore(p Patterns, addr string, cfg storeConfig) *RedisStore {
 	s := &RedisStore{
 		patterns: p.WithDefaults(), addr: addr, log: cfg.logf(), opLog: cfg.log,
-		keyTTL: cfg.keyTTL, healthCheck: redisHealthCheck, retryMin: watchRetryMin, retryMax: watchRetryMax,
+		keyTTL: cfg.keyTTL, now: cfg.now, healthCheck: redisHealthCheck, retryMin: watchRetryMin, retryMax: watchRetryMax,
 		unregister: func() {},
 	}
 	if cfg.maxServices > 0 {
@@ -571,7 +572,7 @@ func (s *RedisStore) subscribe(ctx context.Context, fn func(*redis.Message)) err
 	wait := s.retryMin
 	everSubscribed, lost := false, false
 	for {
-		subscribed, err := s.subscribeOnce(ctx, op, func() {
+		subscribed, err := s.subscribeOnce(ctx, func() {
 			everSubscribed = true
 			wait = s.retryMin
 			if lost {
@@ -581,9 +582,6 @@ func (s *RedisStore) subscribe(ctx context.Context, fn func(*redis.Message)) err
 		}, fn)
 		if ctx.Err() != nil {
 			return nil
-		}
-		if !IsUnavailable(err) {
-			err = s.fail(op, err)
 		}
 		if !everSubscribed {
 			return err
@@ -608,12 +606,18 @@ func (s *RedisStore) subscribe(ctx context.Context, fn func(*redis.Message)) err
 // subscribeOnce holds one subscription until it fails or ctx is done,
 // calling confirmed once the server has confirmed it. It reports whether
 // the subscription was confirmed, and why it ended.
-func (s *RedisStore) subscribeOnce(ctx context.Context, op string, confirmed func(), fn func(*redis.Message)) (bool, error) {
+func (s *RedisStore) subscribeOnce(ctx context.Context, confirmed func(), fn func(*redis.Message)) (subscribed bool, err error) {
 	c, err := s.conn(ctx)
 	if err != nil {
-		return false, err
+		return false, err // already says what failed
 	}
-	ps := c.PSubscribe(ctx, s.patterns.ChannelGlob())
+	glob := s.patterns.ChannelGlob()
+	defer func() {
+		if err != nil {
+			err = s.fail("PSUBSCRIBE "+glob, err)
+		}
+	}()
+	ps := c.PSubscribe(ctx, glob)
 	defer ps.Close()
 	// Receive does not watch ctx; closing the subscription unblocks it.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })

@@ -176,6 +176,12 @@ func WithStoreLog(fn func(error)) StoreOption {
 	return func(c *storeConfig) { c.log = fn }
 }
 
+// WithWatchErrorLog is WithStoreLog under its former name.
+//
+// Deprecated: use WithStoreLog, which also receives reconnection notices
+// and go-redis's log lines.
+func WithWatchErrorLog(fn func(error)) StoreOption { return WithStoreLog(fn) }
+
 // WithPollInterval sets how often LocalStore.Watch looks for new heartbeats
 // (default 500ms). RedisStore ignores it.
 func WithPollInterval(d time.Duration) StoreOption {
