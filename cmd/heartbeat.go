@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/signal"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"checker/config"
 	"checker/heartbeat"
 	"checker/jobs"
 )
@@ -105,7 +107,9 @@ func publishHeartbeats(ctx context.Context, g *globalOptions, o publishOptions) 
 	p := heartbeat.NewPublisher(store, o.service, heartbeat.WithInterval(o.interval),
 		heartbeat.WithErrorLog(func(err error) { fmt.Fprintf(g.stderr, "checker: heartbeat %s: %v\n", o.service, err) }))
 	for k, v := range data {
-		p.AddCollector(k, func(context.Context) (any, error) { return v, nil })
+		if err := p.AddCollector(k, func(context.Context) (any, error) { return v, nil }); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("--data %s: %w", k, err)}
+		}
 	}
 	if o.once {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -129,39 +133,73 @@ func publishHeartbeats(ctx context.Context, g *globalOptions, o publishOptions) 
 
 func newHeartbeatWatchCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:     "watch",
-		Short:   "Print heartbeats live as they arrive",
-		Example: "  checker heartbeat watch",
+		Use:   "watch",
+		Short: "Print heartbeats live as they arrive",
+		Long: `Print heartbeats live as they arrive: service, short instance id, time, uptime,
+count, memory, CPU and the service's own fields, with control characters
+escaped. When Redis restarts or the connection drops, watch says so on stderr
+and reconnects with backoff; -d shows each attempt and every message that
+cannot be decoded.`,
+		Example: "  checker heartbeat watch\n  checker -d heartbeat watch",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			a, store, err := g.openHeartbeats()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			defer store.Close()
-			return store.Watch(ctx, func(m heartbeat.Message) {
-				fmt.Fprintln(g.stdout, heartbeat.FormatBeat(m, time.Now()))
-			})
+			return watchHeartbeats(ctx, g)
 		},
 	}
 }
 
+// watchHeartbeats is `checker heartbeat watch`.
+func watchHeartbeats(ctx context.Context, g *globalOptions) error {
+	a, store, err := g.openHeartbeats()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	defer store.Close()
+	return store.Watch(ctx, func(m heartbeat.Message) {
+		fmt.Fprintln(g.stdout, heartbeat.FormatBeat(m, time.Now()))
+	})
+}
+
 // openHeartbeats loads the settings and opens the heartbeat store they
-// name. The caller closes both.
+// name, its problems logged at debug level, except that a watch losing or
+// regaining its subscription is always said on stderr. The caller closes
+// both.
 func (g *globalOptions) openHeartbeats() (*app, heartbeat.Store, error) {
 	a, err := g.loadApp()
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := jobs.OpenHeartbeatStore(a.settings)
+	storeLog := func(err error) {
+		if errors.Is(err, heartbeat.ErrWatchLost) || errors.Is(err, heartbeat.ErrWatchRestored) {
+			fmt.Fprintf(g.stderr, "checker: %v\n", err)
+			return
+		}
+		a.log.Debug(err.Error())
+	}
+	store, err := heartbeat.OpenStore(heartbeatStoreConfig(a.settings), heartbeat.WithStoreLog(storeLog))
 	if err != nil {
 		a.close()
 		return nil, nil, fmt.Errorf("heartbeat store: %w", err)
 	}
 	return a, store, nil
+}
+
+// heartbeatStoreConfig is the store [heartbeat] names.
+func heartbeatStoreConfig(s *config.Settings) heartbeat.StoreConfig {
+	h := s.Heartbeat
+	return heartbeat.StoreConfig{
+		Redis:       h.Redis,
+		Patterns:    heartbeat.Patterns{Key: h.KeyPattern, Channel: h.ChannelPattern},
+		LocalDir:    h.LocalDir,
+		TLSCA:       h.TLSCA,
+		TLSCert:     h.TLSCert,
+		TLSKey:      h.TLSKey,
+		MaxServices: h.MaxServices,
+		KeyTTL:      h.KeyTTL,
+	}
 }
 
 type serviceStatus struct {
@@ -210,9 +248,12 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 		rows = append(rows, r)
 	}
 	if asJSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rows); err != nil {
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		// Instance ids come from services; keep the terminal safe.
+		if _, err := fmt.Fprintf(g.stdout, "%s\n", heartbeat.EscapeJSON(b)); err != nil {
 			return err
 		}
 	} else {

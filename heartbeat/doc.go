@@ -6,10 +6,24 @@
 // The RedisStore keeps the latest message of each service under a key and
 // also PUBLISHes it on a channel, so a dashboard can PSUBSCRIBE to all
 // services at once; it works with Redis, Valkey and Dragonfly, standalone or
-// clustered. The LocalStore keeps one file per service in a directory for a
-// single machine with no server. PushHandler lets hosts without either report
-// over HTTP.
+// clustered (a single node address that turns out to be a cluster node is
+// used as the cluster), over TLS with a private CA and client certificates
+// (LoadTLSConfig), or through a go-redis client the service already has
+// (NewRedisStore). RedisStore.Mirror makes services that only PUBLISH
+// visible to Get and List. The LocalStore keeps one file per service in a
+// directory for a single machine with no server. PushHandler lets hosts
+// without either report over HTTP. Stores can cap the number of services
+// they keep and let heartbeats expire (WithMaxServices, WithKeyTTL).
 //
-// The package reads no configuration and keeps no package state: callers pass
-// in the store address, the clock and the error log.
+// ParseRedisSpec checks a store address without connecting, and no error
+// of this package contains a Redis password. Heartbeat text comes from
+// other processes: Escape (and FormatBeat, ShortInstanceID) make it safe
+// to print on a terminal.
+//
+// The package reads no configuration: callers pass in the store address,
+// the clock and the logs. Its one piece of process state is forced on it:
+// go-redis has a single, process-wide logger, which the first RedisStore
+// opened replaces (redis.SetLogger) so that go-redis's lines reach the
+// store's and publishers' logs instead of stderr; WithKeepRedisLogger
+// leaves it alone.
 package heartbeat

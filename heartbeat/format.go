@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FormatBeat renders m for a person watching heartbeats arrive: a summary
@@ -17,11 +17,13 @@ import (
 //	  queue_size: 1380
 //
 // The time is shown in now's location, with the date when it is not now's
-// date, and a timestamp too far in the future is flagged as clock skew. The
-// result has no trailing newline.
+// date, and a timestamp too far in the future is flagged as clock skew.
+// Text from the heartbeat (instance id, field names and values) is escaped
+// (see Escape), so the result is safe to print on a terminal. It has no
+// trailing newline.
 func FormatBeat(m Message, now time.Time) string {
 	var b strings.Builder
-	b.WriteString(m.ServiceName)
+	b.WriteString(Escape(m.ServiceName))
 	if id := ShortInstanceID(m.InstanceID); id != "" {
 		fmt.Fprintf(&b, " (%s)", id)
 	}
@@ -42,21 +44,29 @@ func FormatBeat(m Message, now time.Time) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "\n  %s: %s", k, formatValue(m.Data[k]))
+		fmt.Fprintf(&b, "\n  %s: %s", Escape(k), formatValue(m.Data[k]))
 	}
 	return b.String()
 }
 
 // ShortInstanceID returns the leading part of a UUID-like instance id (the
-// first 8 hex digits) and any other id as it is, cut to 24 characters.
+// first 8 hex digits) and any other id cut to 24 characters, escaped (see
+// Escape) so that it is safe to print.
 func ShortInstanceID(id string) string {
 	if head, _, ok := strings.Cut(id, "-"); ok && len(head) >= 8 && isHex(head) {
 		return head[:8]
 	}
-	if len(id) > 24 {
-		return id[:24]
+	if utf8.RuneCountInString(id) > 24 {
+		n := 0
+		for i := range id {
+			if n == 24 {
+				id = id[:i]
+				break
+			}
+			n++
+		}
 	}
-	return id
+	return Escape(id)
 }
 
 func isHex(s string) bool {
@@ -84,18 +94,18 @@ func formatUptime(sec float64) string {
 	}
 }
 
-// formatValue shows strings bare (quoted if they hold control characters)
-// and anything else as compact JSON.
+// formatValue shows strings bare (quoted and escaped if they hold
+// characters Escape escapes) and anything else as compact JSON, escaped.
 func formatValue(v any) string {
 	if s, ok := v.(string); ok {
-		if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			return strconv.Quote(s)
+		if Escape(s) != s {
+			return `"` + strings.ReplaceAll(Escape(s), `"`, `\"`) + `"`
 		}
 		return s
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Sprint(v)
+		return Escape(fmt.Sprint(v))
 	}
-	return string(b)
+	return Escape(string(b))
 }

@@ -3,8 +3,11 @@ package heartbeat
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FuzzDecode feeds arbitrary bytes to Decode and to the lenient decoder the
@@ -81,4 +84,54 @@ func checkAccepted(t *testing.T, m Message, strict bool) {
 	if !again.Timestamp.Equal(m.Timestamp.Truncate(time.Microsecond)) && !again.Timestamp.Equal(m.Timestamp) {
 		t.Fatalf("round trip moved the timestamp from %s to %s", m.Timestamp, again.Timestamp)
 	}
+}
+
+// FuzzParseRedisSpec puts arbitrary text where a password goes, between
+// two markers, and checks that ParseRedisSpec never panics and that neither
+// its error nor the spec it accepts holds a marker: no part of a password
+// reaches a message, however badly it is written.
+func FuzzParseRedisSpec(f *testing.F) {
+	for _, pw := range []string{"s3cr3t", "s3#cr3t", "pa/ss", "p?a", "p@ss", "%zz", "12/34", "1?x=2", " ", "\x1b]0;x\a"} {
+		f.Add(pw, false)
+		f.Add(pw, true)
+	}
+	f.Fuzz(func(t *testing.T, pw string, withUser bool) {
+		user := ""
+		if withUser {
+			user = "user"
+		}
+		spec := "redis://" + user + ":QZ" + pw + "QZ@cache.internal:6379/0"
+		s, err := ParseRedisSpec(spec)
+		if err != nil {
+			if strings.Contains(err.Error(), "QZ") {
+				t.Fatalf("ParseRedisSpec(%q) error leaks the password: %v", spec, err)
+			}
+			return
+		}
+		if strings.Contains(s.String(), "QZ") || strings.Contains(strings.Join(s.Addrs, ","), "QZ") {
+			t.Fatalf("ParseRedisSpec(%q) = %q: the password became a node", spec, s.String())
+		}
+	})
+}
+
+// FuzzEscape checks that Escape leaves nothing a terminal acts on and that
+// text needing no escape is returned unchanged.
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"plain", "\x1b]0;TITLE\a", "a\u202eb", "\xff\xfe", "tab\there", "\u0085", "日本"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e := Escape(s)
+		if !utf8.ValidString(e) {
+			t.Fatalf("Escape(%q) = %q is not UTF-8", s, e)
+		}
+		for _, r := range e {
+			if r != ' ' && !unicode.IsPrint(r) {
+				t.Fatalf("Escape(%q) = %q keeps %U", s, e, r)
+			}
+		}
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, needsEscape) && e != s {
+			t.Fatalf("Escape(%q) = %q changed printable text", s, e)
+		}
+	})
 }

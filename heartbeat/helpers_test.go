@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"sync"
@@ -20,16 +21,10 @@ type redisServer struct {
 
 // startRedis runs a throwaway redis-server (see redistest.Start) with extra
 // arguments appended and kills it when the test ends.
-func startRedis(t *testing.T, extra ...string) *redisServer {
+func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
 	srv := redistest.Start(t, extra...)
 	return &redisServer{Server: srv, cmd: srv.Cmd()}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	return redistest.FreePort(t)
 }
 
 // closedAddr returns a loopback address nothing listens on.
@@ -56,6 +51,19 @@ func (s *errorSink) contains(substr string) bool {
 	defer s.mu.Unlock()
 	for _, err := range s.errs {
 		if strings.Contains(err.Error(), substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsErr reports whether any collected error matches target
+// (errors.Is).
+func (s *errorSink) containsErr(target error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, err := range s.errs {
+		if errors.Is(err, target) {
 			return true
 		}
 	}

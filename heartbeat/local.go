@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,10 +22,17 @@ const localSubdir = "heartbeat"
 // heartbeat of each service is the file <dir>/heartbeat/<service>.json,
 // replaced atomically on each Put. Watch polls the directory, so several
 // processes on the machine can publish and watch at once.
+//
+// With WithKeyTTL, a file not replaced for that long is treated as gone
+// and removed by the next List or count; with WithMaxServices, the number
+// of files is capped.
 type LocalStore struct {
-	dir      string // the heartbeat directory itself
-	poll     time.Duration
-	errorLog func(error)
+	dir  string // the heartbeat directory itself
+	poll time.Duration
+	log  func(error)
+	now  func() time.Time
+	ttl  time.Duration
+	cap  *serviceCap // nil without WithMaxServices
 }
 
 // OpenLocal returns a store keeping its files in dir/heartbeat, creating
@@ -39,7 +47,11 @@ func OpenLocal(dir string, opts ...StoreOption) (*LocalStore, error) {
 	if err := os.MkdirAll(hb, 0o700); err != nil {
 		return nil, fmt.Errorf("heartbeat: create local store directory: %w", err)
 	}
-	return &LocalStore{dir: hb, poll: cfg.pollInterval, errorLog: cfg.errorLog}, nil
+	s := &LocalStore{dir: hb, poll: cfg.pollInterval, log: cfg.logf(), now: cfg.now, ttl: cfg.keyTTL}
+	if cfg.maxServices > 0 {
+		s.cap = newServiceCap(cfg.maxServices, cfg.now)
+	}
+	return s, nil
 }
 
 // Dir returns the directory holding the heartbeat files.
@@ -51,7 +63,9 @@ func (s *LocalStore) path(service string) string {
 
 // Put replaces the service's file with m: it writes a temporary file in the
 // same directory, syncs it and renames it over the old one, so readers see
-// either the previous heartbeat or the new one, never a mix.
+// either the previous heartbeat or the new one, never a mix. With
+// WithMaxServices, a new service is refused with ErrTooManyServices when
+// the store is full.
 func (s *LocalStore) Put(ctx context.Context, m Message) error {
 	if err := ValidServiceName(m.ServiceName); err != nil {
 		return fmt.Errorf("heartbeat store: put: %w", err)
@@ -62,6 +76,15 @@ func (s *LocalStore) Put(ctx context.Context, m Message) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	err = s.cap.admit(ctx, m.ServiceName,
+		func(context.Context) (bool, error) {
+			info, err := os.Stat(s.path(m.ServiceName))
+			return err == nil && !s.expired(info), nil
+		},
+		func(context.Context) (int, error) { return s.countAndPrune() })
+	if err != nil {
+		return fmt.Errorf("heartbeat store %s: %w", s.dir, err)
 	}
 	if err := writeFileAtomic(s.path(m.ServiceName), b); err != nil {
 		return fmt.Errorf("heartbeat store: %w", err)
@@ -126,11 +149,16 @@ func (s *LocalStore) Get(ctx context.Context, service string) (Message, bool, er
 	return m, true, nil
 }
 
+// readFile reads and checks the service's file. An expired file reads as
+// missing (fs.ErrNotExist).
 func (s *LocalStore) readFile(service string) (Message, error) {
 	path := s.path(service)
-	b, err := readCapped(path)
+	b, info, err := readCapped(path)
 	if err != nil {
 		return Message{}, err
+	}
+	if s.expired(info) {
+		return Message{}, fs.ErrNotExist
 	}
 	m, err := Decode(b)
 	if err != nil {
@@ -143,18 +171,78 @@ func (s *LocalStore) readFile(service string) (Message, error) {
 }
 
 // readCapped reads path, stopping just past MaxMessageSize so that Decode
-// reports an oversized file without it being read whole.
-func readCapped(path string) ([]byte, error) {
+// reports an oversized file without it being read whole, and returns what
+// the file was.
+func readCapped(path string) ([]byte, fs.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxMessageSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return b, nil
+	return b, info, nil
+}
+
+// expired reports whether a heartbeat file was last replaced longer ago
+// than the TTL.
+func (s *LocalStore) expired(info fs.FileInfo) bool {
+	return s.ttl > 0 && s.now().Sub(info.ModTime()) > s.ttl
+}
+
+// countAndPrune counts the services with a file, removing expired files.
+func (s *LocalStore) countAndPrune() (int, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("heartbeat store: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !e.Type().IsRegular() || ValidServiceName(name) != nil {
+			continue
+		}
+		if s.ttl > 0 {
+			if info, err := e.Info(); err == nil && s.expired(info) {
+				s.prune(name, info)
+				continue
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// prune removes the service's file if it is still the expired version info
+// describes. A Put may replace the file between the check and the removal:
+// the file is first renamed aside and checked again, and a fresh heartbeat
+// found there is linked back unless an even newer one took its place.
+func (s *LocalStore) prune(service string, info fs.FileInfo) {
+	path := s.path(service)
+	// '~' keeps the aside file out of services().
+	aside := filepath.Join(s.dir, fmt.Sprintf("~%s.%d.%x.expired", service, os.Getpid(), rand.Uint64()))
+	if err := os.Rename(path, aside); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log(fmt.Errorf("heartbeat store: remove expired heartbeat: %w", err))
+		}
+		return
+	}
+	if cur, err := os.Stat(aside); err == nil && !sameVersion(info, cur) {
+		if err := os.Link(aside, path); err != nil && !errors.Is(err, fs.ErrExist) {
+			s.log(fmt.Errorf("heartbeat store: put back %s: %w", path, err))
+			return // keep the aside file rather than lose the heartbeat
+		}
+	}
+	if err := os.Remove(aside); err != nil {
+		s.log(fmt.Errorf("heartbeat store: remove expired heartbeat: %w", err))
+	}
+	s.cap.forget(service)
 }
 
 // services lists the services with a file in the directory, sorted.
@@ -176,8 +264,14 @@ func (s *LocalStore) services() ([]string, error) {
 }
 
 // List reads every heartbeat file. Files that cannot be read or decoded are
-// named in the returned error; the others are still returned.
+// named in the returned error; the others are still returned. Expired
+// files (WithKeyTTL) are left out and removed.
 func (s *LocalStore) List(ctx context.Context) ([]Message, error) {
+	if s.ttl > 0 {
+		if _, err := s.countAndPrune(); err != nil {
+			return nil, err
+		}
+	}
 	names, err := s.services()
 	if err != nil {
 		return nil, err
@@ -192,7 +286,7 @@ func (s *LocalStore) List(ctx context.Context) ([]Message, error) {
 		}
 		m, err := s.readFile(name)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since ReadDir
+			continue // removed since ReadDir, or expired
 		}
 		if err != nil {
 			bad = append(bad, err)
@@ -216,7 +310,7 @@ func sameVersion(old, cur fs.FileInfo) bool {
 
 // Watch polls the directory (see WithPollInterval) and calls fn with each
 // heartbeat file written after Watch started. Unreadable files are reported
-// to the error log and skipped. It returns nil when ctx is done, or an error
+// to the store log (WithStoreLog) and skipped. It returns nil when ctx is done, or an error
 // if the directory cannot be read at the start.
 func (s *LocalStore) Watch(ctx context.Context, fn func(Message)) error {
 	versions := make(map[string]fs.FileInfo)
@@ -236,7 +330,7 @@ func (s *LocalStore) Watch(ctx context.Context, fn func(Message)) error {
 		changed, err := s.scan(versions)
 		if err != nil {
 			if !reported {
-				s.errorLog(err)
+				s.log(err)
 				reported = true
 			}
 			continue
@@ -251,7 +345,7 @@ func (s *LocalStore) Watch(ctx context.Context, fn func(Message)) error {
 				continue
 			}
 			if err != nil {
-				s.errorLog(fmt.Errorf("heartbeat watch: skipped %w", err))
+				s.log(fmt.Errorf("heartbeat watch: skipped %w", err))
 				continue
 			}
 			fn(m)

@@ -151,7 +151,7 @@ func TestLocalStoreCorruptFiles(t *testing.T) {
 
 func TestLocalWatch(t *testing.T) {
 	sink := &errorSink{}
-	s := openTestLocal(t, WithWatchErrorLog(sink.log))
+	s := openTestLocal(t, WithStoreLog(sink.log))
 	ctx := context.Background()
 	if err := s.Put(ctx, Message{ServiceName: "old", Timestamp: time.Now(), HeartbeatCount: 1}); err != nil {
 		t.Fatal(err)

@@ -5,10 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log"
 	"math"
+	"runtime"
+	"sort"
 	"sync"
 	"time"
 )
@@ -17,13 +18,18 @@ import (
 const (
 	DefaultInterval         = 60 * time.Second
 	DefaultCollectorTimeout = time.Second
+	// MinCPUWindow is the shortest time cpu_usage_percent is measured over.
+	// The first beat waits until this long has passed since NewPublisher
+	// (at most this long); a beat that follows the previous one sooner
+	// repeats the last figure instead of measuring over a shorter time.
+	MinCPUWindow = time.Second
 )
 
 // Publisher sends a heartbeat for one service instance to a Store every
 // interval, with the process figures filled in and one Data field per
 // collector. Create it with NewPublisher, add collectors, then Start it when
-// the service starts and Stop it when the service stops; or call Beat for a
-// single heartbeat.
+// the service starts and Stop it when the service stops (or cancel the
+// context given to Start); or call Beat for a single heartbeat.
 type Publisher struct {
 	store            Store
 	service          string
@@ -33,25 +39,67 @@ type Publisher struct {
 	errorLog         func(error)
 	collectorTimeout time.Duration
 	created          time.Time
+	cpuWindow        time.Duration // MinCPUWindow; tests shorten it
 
 	mu         sync.Mutex // guards collectors
-	collectors map[string]Collector
+	collectors map[string]*collector
 
-	beatMu   sync.Mutex // serializes beats; guards count, lastCPU, lastWall
+	beatMu   sync.Mutex // serializes beats; guards count, lastCPU, lastWall, cpu, measured
 	count    int64
 	lastCPU  time.Duration
 	lastWall time.Time
+	cpu      float64 // the last CPU figure
+	measured bool    // cpu holds a measurement
 
 	runMu  sync.Mutex // guards cancel and done
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// Collector returns one service-specific value for a heartbeat. It must
-// return promptly and should give up when ctx is done; a collector that
-// fails, panics or takes longer than the collector timeout is left out of
-// that heartbeat. The value must encode as JSON.
+// Collector returns one service-specific value for a heartbeat. It should
+// return promptly and give up when ctx is done (after the collector
+// timeout). A collector that fails, panics or takes longer than the
+// collector timeout is left out of that heartbeat and reported to the error
+// log. The beat does not wait for a collector that ignores its context, and
+// such a collector is not called again until its call has returned: each
+// collector has at most one call outstanding, so a stuck one costs one
+// goroutine, not one per beat. The value must encode as JSON.
 type Collector func(ctx context.Context) (any, error)
+
+// collector is one named Collector and whether a call to it is outstanding.
+type collector struct {
+	name string
+	fn   Collector
+
+	mu        sync.Mutex // guards busySince
+	busySince time.Time  // when the outstanding call started; zero when none
+}
+
+// begin marks a call as started at now, unless one is outstanding, in
+// which case it returns when that one started.
+func (c *collector) begin(now time.Time) (busySince time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.busySince.IsZero() {
+		return c.busySince, false
+	}
+	c.busySince = now
+	return time.Time{}, true
+}
+
+// call runs the collector, turning a panic into an error, and marks it
+// idle when it returns.
+func (c *collector) call(ctx context.Context) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("panic: %v", r)
+		}
+		c.mu.Lock()
+		c.busySince = time.Time{}
+		c.mu.Unlock()
+	}()
+	return c.fn(ctx)
+}
 
 // Option configures a Publisher.
 type Option func(*Publisher)
@@ -85,9 +133,11 @@ func WithNow(now func() time.Time) Option {
 	}
 }
 
-// WithErrorLog sets where failed beats and failed collectors are
-// reported (default: the standard library's log package). fn is called from
-// the publishing goroutine.
+// WithErrorLog sets where the publisher reports failed beats, skipped
+// collectors and — while it runs on a RedisStore without a log of its own
+// (WithStoreLog) — go-redis's own log lines (see WithKeepRedisLogger). The default is the standard library's log
+// package. fn is called from the publishing goroutine, or from go-redis's
+// goroutines for its lines; it must not block.
 func WithErrorLog(fn func(error)) Option {
 	return func(p *Publisher) {
 		if fn != nil {
@@ -106,7 +156,12 @@ func WithCollectorTimeout(d time.Duration) Option {
 }
 
 // NewPublisher returns a Publisher of service's heartbeats to store. Uptime
-// is counted from this call. The service name is checked by Start and Beat.
+// and the first CPU measurement start with this call. The service name is
+// checked by Start and Beat.
+//
+// To publish to a Redis the service already uses, wrap its go-redis client
+// with NewRedisStore; to publish with TLS settings of its own, pass
+// WithTLSConfig to OpenRedis.
 func NewPublisher(store Store, service string, opts ...Option) *Publisher {
 	p := &Publisher{
 		store:            store,
@@ -115,7 +170,8 @@ func NewPublisher(store Store, service string, opts ...Option) *Publisher {
 		now:              time.Now,
 		errorLog:         func(err error) { log.Print(err) },
 		collectorTimeout: DefaultCollectorTimeout,
-		collectors:       make(map[string]Collector),
+		cpuWindow:        MinCPUWindow,
+		collectors:       make(map[string]*collector),
 	}
 	for _, o := range opts {
 		o(p)
@@ -142,26 +198,50 @@ func newInstanceID() string {
 func (p *Publisher) InstanceID() string { return p.instanceID }
 
 // AddCollector makes fn supply the Data field name of every later
-// heartbeat, replacing any collector of the same name. Names of standard
-// fields (see IsStandardField) are refused at beat time with an error.
-func (p *Publisher) AddCollector(name string, fn func(ctx context.Context) (any, error)) {
+// heartbeat, replacing any collector of the same name. It refuses, with an
+// error and without adding anything, an empty name, a name holding control
+// or other non-printable characters, the name of a standard field (see
+// IsStandardField) and a nil fn.
+func (p *Publisher) AddCollector(name string, fn Collector) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("heartbeat %s: collector name is empty", p.service)
+	case Escape(name) != name:
+		return fmt.Errorf("heartbeat %s: collector name %q holds non-printable characters", p.service, name)
+	case IsStandardField(name):
+		return fmt.Errorf("heartbeat %s: collector name %q is a standard heartbeat field", p.service, name)
+	case fn == nil:
+		return fmt.Errorf("heartbeat %s: collector %q is nil", p.service, name)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.collectors[name] = fn
+	p.collectors[name] = &collector{name: name, fn: fn}
+	return nil
 }
 
 // Start publishes one heartbeat at once and then one every interval, from a
 // new goroutine, until Stop is called or ctx is done. Failed beats are
 // reported to the error log and do not stop the loop. Start fails if the
-// publisher is already running or cannot publish at all.
+// publisher is already running, ctx is already done, or it cannot publish
+// at all. After Stop, or once ctx is done, Start may be called again.
 func (p *Publisher) Start(ctx context.Context) error {
 	if err := p.check(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("heartbeat publisher for %q: not started: %w", p.service, err)
+	}
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	if p.done != nil {
-		return fmt.Errorf("heartbeat publisher for %q is already running", p.service)
+		select {
+		case <-p.done:
+			// The loop ended with its context; nobody called Stop.
+			p.cancel()
+			p.cancel, p.done = nil, nil
+		default:
+			return fmt.Errorf("heartbeat publisher for %q is already running", p.service)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -172,6 +252,11 @@ func (p *Publisher) Start(ctx context.Context) error {
 
 func (p *Publisher) run(ctx context.Context, done chan struct{}) {
 	defer close(done)
+	if rs, ok := p.store.(*RedisStore); ok && rs.opLog == nil {
+		// go-redis's lines from outside any beat come here while running,
+		// unless the store has a log of its own.
+		defer redisLogs.register(p.errorLog)()
+	}
 	ticker := time.NewTicker(p.interval)
 	defer ticker.Stop()
 	for {
@@ -214,15 +299,29 @@ func (p *Publisher) check() error {
 // Beat builds one heartbeat now and puts it in the store, returning what it
 // sent. Collector failures are reported to the error log and leave their
 // field out; only a store failure makes Beat fail. The heartbeat count goes
-// up with every attempt, so gaps show lost beats.
+// up with every attempt, so gaps show lost beats. The first beat after
+// NewPublisher may wait up to MinCPUWindow to measure CPU usage over a
+// real interval.
 func (p *Publisher) Beat(ctx context.Context) (Message, error) {
 	if err := p.check(); err != nil {
 		return Message{}, err
 	}
+	ctx = withLog(ctx, p.errorLog)
 	data := p.collect(ctx)
 
 	p.beatMu.Lock()
 	defer p.beatMu.Unlock()
+	if !p.measured {
+		// The first figure: never over less than the window.
+		if wait := p.cpuWindow - p.now().Sub(p.lastWall); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+	}
 	now := p.now()
 	p.count++
 	m := Message{
@@ -241,21 +340,27 @@ func (p *Publisher) Beat(ctx context.Context) (Message, error) {
 	return m, nil
 }
 
-// cpuPercent returns the CPU time used since the previous beat as a
-// percentage of the wall time elapsed; it may exceed 100 on several cores.
-// The caller holds beatMu.
+// cpuPercent returns the CPU time used since the last measurement as a
+// percentage of the wall time elapsed; it may exceed 100 on several cores,
+// never the number of cores times 100. Less than the CPU window after the
+// last measurement it returns that measurement again. The caller holds
+// beatMu.
 func (p *Publisher) cpuPercent(now time.Time) float64 {
+	wall := now.Sub(p.lastWall)
+	if p.measured && wall < p.cpuWindow {
+		return p.cpu
+	}
 	cpu, ok := processCPUTime()
 	if !ok {
 		return 0
 	}
-	wall := now.Sub(p.lastWall)
 	used := cpu - p.lastCPU
 	p.lastCPU, p.lastWall = cpu, now
-	if wall <= 0 || used < 0 {
-		return 0
+	p.cpu, p.measured = 0, true
+	if wall > 0 && used >= 0 {
+		p.cpu = min(float64(used)/float64(wall)*100, float64(runtime.NumCPU())*100)
 	}
-	return float64(used) / float64(wall) * 100
+	return p.cpu
 }
 
 func round1(f float64) float64 {
@@ -265,79 +370,76 @@ func round1(f float64) float64 {
 	return math.Round(f*10) / 10
 }
 
-// collect runs all collectors at once, each under the collector timeout,
-// and returns the values of those that succeeded.
+// collect calls every collector that has no call outstanding, all at once
+// under one collector timeout, and returns the values of those that
+// answered in time with a value that encodes as JSON.
 func (p *Publisher) collect(ctx context.Context) map[string]any {
 	p.mu.Lock()
-	collectors := make(map[string]Collector, len(p.collectors))
-	for name, fn := range p.collectors {
-		collectors[name] = fn
+	list := make([]*collector, 0, len(p.collectors))
+	for _, c := range p.collectors {
+		list = append(list, c)
 	}
 	p.mu.Unlock()
-	if len(collectors) == 0 {
+	if len(list) == 0 {
 		return nil
 	}
+	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
 
 	type result struct {
-		name  string
+		c     *collector
 		value any
 		err   error
 	}
-	results := make(chan result, len(collectors))
-	for name, fn := range collectors {
-		go func() {
-			v, err := p.runCollector(ctx, name, fn)
-			results <- result{name, v, err}
-		}()
-	}
-	data := make(map[string]any, len(collectors))
-	for range collectors {
-		r := <-results
-		if r.err != nil {
-			p.errorLog(fmt.Errorf("heartbeat %s: collector %q skipped: %w", p.service, r.name, r.err))
-			continue
-		}
-		data[r.name] = r.value
-	}
-	return data
-}
-
-// runCollector calls fn, turning a panic, a timeout, or a value that does not
-// encode as JSON into an error. A collector that ignores its context keeps
-// its goroutine until it returns, but the beat does not wait for it.
-func (p *Publisher) runCollector(ctx context.Context, name string, fn Collector) (any, error) {
-	if IsStandardField(name) {
-		return nil, fmt.Errorf("%q is a standard heartbeat field", name)
-	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.collectorTimeout)
 	defer cancel()
-	type result struct {
-		value any
-		err   error
-	}
-	ch := make(chan result, 1) // buffered: a late collector must not block forever
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				ch <- result{err: fmt.Errorf("panic: %v", r)}
-			}
+	// Buffered for all: a collector that answers late must not block.
+	results := make(chan result, len(list))
+	pending := make(map[*collector]bool, len(list))
+	for _, c := range list {
+		since, ok := c.begin(p.now())
+		if !ok {
+			p.errorLog(fmt.Errorf("heartbeat %s: collector %q skipped: its call of %s ago has not returned (does it ignore its context?)",
+				p.service, c.name, p.now().Sub(since).Round(time.Millisecond)))
+			continue
+		}
+		pending[c] = true
+		go func() {
+			v, err := c.call(ctx)
+			results <- result{c, v, err}
 		}()
-		v, err := fn(ctx)
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, r.err
-		}
-		if _, err := json.Marshal(r.value); err != nil {
-			return nil, fmt.Errorf("value does not encode as JSON: %w", err)
-		}
-		return r.value, nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("no answer within %s", p.collectorTimeout)
-		}
-		return nil, ctx.Err()
 	}
+
+	data := make(map[string]any, len(list))
+	for len(pending) > 0 {
+		select {
+		case r := <-results:
+			delete(pending, r.c)
+			err := r.err
+			if err == nil {
+				if _, jerr := json.Marshal(r.value); jerr != nil {
+					err = fmt.Errorf("value does not encode as JSON: %w", jerr)
+				}
+			}
+			if err != nil {
+				p.errorLog(fmt.Errorf("heartbeat %s: collector %q skipped: %w", p.service, r.c.name, err))
+				continue
+			}
+			data[r.c.name] = r.value
+		case <-ctx.Done():
+			if parent.Err() != nil {
+				// The beat is abandoned (Stop, or the caller gave up): no
+				// collector is at fault.
+				return data
+			}
+			reason := fmt.Errorf("no answer within %s", p.collectorTimeout)
+			for _, c := range list {
+				if pending[c] {
+					p.errorLog(fmt.Errorf("heartbeat %s: collector %q skipped: %w", p.service, c.name, reason))
+				}
+			}
+			return data
+		}
+	}
+	return data
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,8 +37,8 @@ func TestPublisherBeat(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2025, 1, 16, 8, 0, 0, 0, time.UTC)}
 	sink := &errorSink{}
 	p := NewPublisher(store, "tracker_fetcher", WithNow(clock.Now), WithInstanceID("inst-1"), WithErrorLog(sink.log))
-	p.AddCollector("api_status", func(context.Context) (any, error) { return "authenticated", nil })
-	p.AddCollector("queue_size", func(context.Context) (any, error) { return 1380, nil })
+	mustAdd(t, p, "api_status", func(context.Context) (any, error) { return "authenticated", nil })
+	mustAdd(t, p, "queue_size", func(context.Context) (any, error) { return 1380, nil })
 
 	ctx := context.Background()
 	clock.Advance(90 * time.Minute)
@@ -86,13 +89,14 @@ func TestPublisherSurvivesBadCollectors(t *testing.T) {
 		WithInterval(20*time.Millisecond),
 		WithCollectorTimeout(30*time.Millisecond),
 		WithErrorLog(sink.log))
-	p.AddCollector("good", func(context.Context) (any, error) { return "yes", nil })
-	p.AddCollector("panics", func(context.Context) (any, error) { panic("collector exploded") })
+	p.cpuWindow = 0
+	var stuckCalls atomic.Int32
+	mustAdd(t, p, "good", func(context.Context) (any, error) { return "yes", nil })
+	mustAdd(t, p, "panics", func(context.Context) (any, error) { panic("collector exploded") })
 	// Ignores its context entirely; only the test's cleanup frees it.
-	p.AddCollector("stuck", func(context.Context) (any, error) { <-release; return 1, nil })
-	p.AddCollector("fails", func(context.Context) (any, error) { return nil, errors.New("boom") })
-	p.AddCollector("unencodable", func(context.Context) (any, error) { return make(chan int), nil })
-	p.AddCollector("timestamp", func(context.Context) (any, error) { return "shadow", nil })
+	mustAdd(t, p, "stuck", func(context.Context) (any, error) { stuckCalls.Add(1); <-release; return 1, nil })
+	mustAdd(t, p, "fails", func(context.Context) (any, error) { return nil, errors.New("boom") })
+	mustAdd(t, p, "unencodable", func(context.Context) (any, error) { return make(chan int), nil })
 
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -120,12 +124,18 @@ func TestPublisherSurvivesBadCollectors(t *testing.T) {
 			t.Errorf("field %q present although its collector failed", name)
 		}
 	}
+	// The stuck collector was called once: later beats skipped it, so it
+	// holds one goroutine however many beats pass.
+	if n := stuckCalls.Load(); n != 1 {
+		t.Errorf("stuck collector called %d times over %d beats, want once", n, last.HeartbeatCount)
+	}
 	for _, want := range []string{
 		`collector "panics" skipped: panic: collector exploded`,
 		`collector "stuck" skipped: no answer within 30ms`,
+		`collector "stuck" skipped: its call of `,
+		`has not returned (does it ignore its context?)`,
 		`collector "fails" skipped: boom`,
 		`collector "unencodable" skipped: value does not encode as JSON`,
-		`collector "timestamp" skipped: "timestamp" is a standard heartbeat field`,
 	} {
 		if !sink.contains(want) {
 			t.Errorf("error log lacks %q:\n%s", want, sink.String())
@@ -148,7 +158,7 @@ func TestPublisherSurvivesBadCollectors(t *testing.T) {
 
 func TestPublisherStopsWithContextAndReportsStoreErrors(t *testing.T) {
 	store := openTestRedis(t, closedAddr(t), Patterns{})
-	errs := make(chan error, 10)
+	errs := make(chan error, 100)
 	p := NewPublisher(store, "lonely", WithInterval(time.Hour), WithErrorLog(func(err error) {
 		select {
 		case errs <- err:
@@ -159,13 +169,24 @@ func TestPublisherStopsWithContextAndReportsStoreErrors(t *testing.T) {
 	if err := p.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	select {
-	case err := <-errs:
-		if !IsUnavailable(err) || !strings.Contains(err.Error(), "heartbeat lonely: publish: heartbeat store unreachable") {
-			t.Errorf("reported %v, want an unavailable store error", err)
+	// go-redis's own line about the failed dial and the beat's error both
+	// reach the publisher's log, nothing reaches stderr.
+	var gotRedisLine, gotBeatErr bool
+	timeout := time.After(10 * time.Second)
+	for !gotRedisLine || !gotBeatErr {
+		select {
+		case err := <-errs:
+			switch {
+			case IsUnavailable(err) && strings.Contains(err.Error(), "heartbeat lonely: publish: heartbeat store unreachable"):
+				gotBeatErr = true
+			case strings.HasPrefix(err.Error(), "go-redis: connection pool: failed to dial"):
+				gotRedisLine = true
+			default:
+				t.Errorf("reported %v, want an unavailable store error or go-redis's dial failure", err)
+			}
+		case <-timeout:
+			t.Fatalf("within 10s: go-redis line reported %v, failed beat reported %v", gotRedisLine, gotBeatErr)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the failed first beat was not reported")
 	}
 	cancel()
 	p.Stop() // must return although the loop already ended on its own
@@ -207,5 +228,194 @@ func TestParseVmRSS(t *testing.T) {
 		if (err != nil) != tt.hasErr || got != tt.want {
 			t.Errorf("parseVmRSS(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.hasErr)
 		}
+	}
+}
+
+// mustAdd adds a collector the test knows to be valid.
+func mustAdd(t *testing.T, p *Publisher, name string, fn Collector) {
+	t.Helper()
+	if err := p.AddCollector(name, fn); err != nil {
+		t.Fatalf("AddCollector(%q): %v", name, err)
+	}
+}
+
+func TestAddCollectorRefusesBadCollectors(t *testing.T) {
+	p := NewPublisher(openTestLocal(t), "svc")
+	ok := func(context.Context) (any, error) { return 1, nil }
+	tests := []struct {
+		name string
+		fn   Collector
+		want string
+	}{
+		{"", ok, "collector name is empty"},
+		{"timestamp", ok, `"timestamp" is a standard heartbeat field`},
+		{"cpu_usage_percent", ok, "standard heartbeat field"},
+		{"bad\x1bname", ok, "non-printable"},
+		{"nil_fn", nil, `collector "nil_fn" is nil`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.AddCollector(tt.name, tt.fn)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("AddCollector(%q) = %v, want an error containing %q", tt.name, err, tt.want)
+			}
+		})
+	}
+	if len(p.collectors) != 0 {
+		t.Errorf("refused collectors were added: %v", p.collectors)
+	}
+	sink := &errorSink{}
+	p2 := NewPublisher(openTestLocal(t), "svc", WithErrorLog(sink.log))
+	p2.cpuWindow = 0
+	mustAdd(t, p2, "queue", ok)
+	for range 3 {
+		if _, err := p2.Beat(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := sink.String(); s != "" {
+		t.Errorf("beats with valid collectors logged: %s", s)
+	}
+}
+
+// TestStuckCollectorHoldsOneGoroutine: a collector that ignores its context
+// is called once however many beats pass, so goroutines do not pile up.
+func TestStuckCollectorHoldsOneGoroutine(t *testing.T) {
+	sink := &errorSink{}
+	p := NewPublisher(openTestLocal(t), "svc", WithCollectorTimeout(time.Millisecond), WithErrorLog(sink.log))
+	p.cpuWindow = 0
+	release := make(chan struct{})
+	var calls atomic.Int32
+	mustAdd(t, p, "stuck", func(context.Context) (any, error) { calls.Add(1); <-release; return 1, nil })
+	ctx := context.Background()
+	if _, err := p.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 100 {
+		if _, err := p.Beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Errorf("goroutines grew from %d to %d over 100 beats", before, after)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("stuck collector called %d times, want once", n)
+	}
+	if n := strings.Count(sink.String(), "has not returned"); n != 100 {
+		t.Errorf("%d beats reported the stuck collector, want 100", n)
+	}
+	// Once it returns, it is called again.
+	close(release)
+	eventually(t, "the collector to be called again", func() bool {
+		_, _ = p.Beat(ctx)
+		return calls.Load() == 2
+	})
+}
+
+// TestPublisherRestartsAfterItsContextEnds: a publisher whose context was
+// cancelled can be started again without Stop.
+func TestPublisherRestartsAfterItsContextEnds(t *testing.T) {
+	store := openTestLocal(t)
+	p := NewPublisher(store, "svc", WithInterval(10*time.Millisecond), WithErrorLog(func(err error) { t.Error(err) }))
+	p.cpuWindow = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	eventually(t, "the loop to end with its context", func() bool {
+		p.runMu.Lock()
+		defer p.runMu.Unlock()
+		select {
+		case <-p.done:
+			return true
+		default:
+			return false
+		}
+	})
+	if err := p.Start(ctx); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("Start with a cancelled context = %v, want it refused", err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("Start after the context ended: %v", err)
+	}
+	m0, _, _ := store.Get(context.Background(), "svc")
+	eventually(t, "beats after the restart", func() bool {
+		m, _, _ := store.Get(context.Background(), "svc")
+		return m.HeartbeatCount > m0.HeartbeatCount
+	})
+	p.Stop()
+}
+
+// TestFirstCPUSample: the first beat measures CPU over at least
+// MinCPUWindow, however soon after NewPublisher it comes, and a figure
+// never exceeds what the CPUs can give.
+func TestFirstCPUSample(t *testing.T) {
+	p := NewPublisher(openTestLocal(t), "svc", WithErrorLog(func(err error) { t.Error(err) }))
+	// Burn some CPU right away, as a starting service does.
+	for i := 0; i < 1e6; i++ {
+		_ = fmt.Sprint(i)
+	}
+	m, err := p.Beat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if window := p.lastWall.Sub(p.created); window < MinCPUWindow {
+		t.Errorf("first CPU figure measured over %s, want at least %s", window, MinCPUWindow)
+	}
+	if limit := float64(runtime.NumCPU()) * 100; m.CPUUsagePercent < 0 || m.CPUUsagePercent > limit {
+		t.Errorf("cpu_usage_percent = %v, want 0..%v", m.CPUUsagePercent, limit)
+	}
+	// A beat right after repeats the figure rather than measure over
+	// microseconds.
+	m2, err := p.Beat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.CPUUsagePercent != m.CPUUsagePercent {
+		t.Errorf("second beat at once: cpu %v, want the first figure %v repeated", m2.CPUUsagePercent, m.CPUUsagePercent)
+	}
+}
+
+// TestPublisherOnCallersClient: a service passes its own go-redis client;
+// the store uses it and leaves it open.
+func TestPublisherOnCallersClient(t *testing.T) {
+	srv := startRedis(t)
+	client := rawClient(t, srv.Addr)
+	store, err := NewRedisStore(client, Patterns{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(store, "svc", WithErrorLog(func(err error) { t.Error(err) }))
+	p.cpuWindow = 0
+	if _, err := p.Beat(context.Background()); err != nil {
+		t.Fatalf("Beat: %v", err)
+	}
+	if _, ok, err := store.Get(context.Background(), "svc"); err != nil || !ok {
+		t.Fatalf("Get: %v, %v", ok, err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Errorf("the caller's client no longer works after Close: %v", err)
+	}
+	if _, err := NewRedisStore(nil, Patterns{}); err == nil {
+		t.Error("NewRedisStore accepted a nil client")
+	}
+}
+
+// TestRedisLinesReachTheStoreLog: go-redis's own log lines about a store's
+// connections go to that store's log, not to stderr.
+func TestRedisLinesReachTheStoreLog(t *testing.T) {
+	sink := &errorSink{}
+	s := openTestRedis(t, closedAddr(t), Patterns{}, WithStoreLog(sink.log))
+	if _, _, err := s.Get(context.Background(), "a"); !IsUnavailable(err) {
+		t.Fatalf("Get = %v, want unavailable", err)
+	}
+	if !sink.contains("go-redis: connection pool: failed to dial") {
+		t.Errorf("store log %q lacks go-redis's dial failure", sink.String())
 	}
 }

@@ -2,20 +2,20 @@ package heartbeat
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Timeouts for Redis. They are short so that a dead or unreachable server
@@ -29,121 +29,179 @@ const (
 	// the subscription with a PING.
 	redisHealthCheck = 30 * time.Second
 	redisScanCount   = 500
+	// A Watch that lost its subscription tries again after watchRetryMin,
+	// doubling the wait after each failure up to watchRetryMax.
+	watchRetryMin = 100 * time.Millisecond
+	watchRetryMax = 5 * time.Second
 )
 
 // RedisStore is a Store on Redis, Valkey or Dragonfly, standalone or
 // clustered. The latest heartbeat of a service is the value of its key and
 // each Put is also PUBLISHed on its channel, as named by Patterns.
 type RedisStore struct {
-	client   redis.UniversalClient
 	patterns Patterns
-	addr     string // server address(es) for messages, never with credentials
-	errorLog func(error)
+	addr     string      // server address(es) for messages, never with credentials
+	log      func(error) // the store log; never nil
+	opLog    func(error) // the store log when one was given, for go-redis's lines; else nil
+	keyTTL   time.Duration
+	now      func() time.Time
+	cap      *serviceCap // nil without WithMaxServices
+	owned    bool        // Close closes the client
+	// unregister removes the store log from the go-redis log router.
+	unregister func()
 	// healthCheck is how long Watch waits in silence before it checks the
-	// subscription with a PING; tests shorten it.
-	healthCheck time.Duration
+	// subscription with a PING; retryMin and retryMax bound the wait
+	// between reconnection attempts. Tests shorten them.
+	healthCheck, retryMin, retryMax time.Duration
+
+	mu     sync.Mutex // guards client and detect
+	client redis.UniversalClient
+	// detect holds the options of a single node until it has been asked
+	// (INFO cluster) whether it is a cluster node; nil once known.
+	detect *redis.Options
 }
 
-// OpenRedis returns a store on the server named by spec, which is one of:
+// OpenRedis returns a store on the server named by spec (see
+// ParseRedisSpec), which is one of:
 //
 //   - a redis:// or rediss:// (TLS) URL as read by redis.ParseURL, e.g.
 //     rediss://user:secret@cache.example.com:6379/0;
 //   - such a URL with addr=host:port query parameters naming more cluster
 //     nodes, as read by redis.ParseClusterURL;
 //   - a comma-separated list of host:port cluster node addresses, e.g.
-//     "10.0.0.1:6379,10.0.0.2:6379". A single host:port without a scheme is
-//     taken as a standalone server.
+//     "10.0.0.1:6379,10.0.0.2:6379", or a single host:port.
+//
+// A single node (a URL without addr=, or one host:port) may be a node of a
+// Redis Cluster, as a cloud provider's configuration endpoint is: on first
+// use the store asks it (INFO cluster) and, when it reports
+// cluster_enabled:1, uses the whole cluster through it. A server that
+// refuses INFO is used as a standalone server, and this is logged.
 //
 // Empty fields of p take their defaults. OpenRedis does not connect: an
 // unreachable server shows up as an error on first use, for which
 // IsUnavailable holds. Timeouts not given in the URL default to 2s for
-// dialing, reading and writing.
+// dialing, reading and writing. Errors never contain the password.
+//
+// Unless WithKeepRedisLogger is given, the first Redis store of a process
+// replaces go-redis's process-wide logger; see WithKeepRedisLogger.
 func OpenRedis(spec string, p Patterns, opts ...StoreOption) (*RedisStore, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	rs, err := ParseRedisSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
 	cfg := newStoreConfig(opts)
-	s := &RedisStore{patterns: p.WithDefaults(), errorLog: cfg.errorLog, healthCheck: redisHealthCheck}
-
-	spec = strings.TrimSpace(spec)
-	if spec == "" {
-		return nil, errors.New("heartbeat: redis address is empty")
+	if cfg.tlsConfig != nil && rs.URL && !rs.TLS {
+		return nil, fmt.Errorf("heartbeat: redis URL for %s: %w", rs.Addrs[0], errTLSWithoutRediss)
 	}
-	if strings.Contains(spec, "://") {
-		if err := s.openURL(spec); err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-
-	var addrs []string
-	for _, a := range strings.Split(spec, ",") {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
-		host, port, err := net.SplitHostPort(a)
-		if err != nil || host == "" {
-			return nil, fmt.Errorf("heartbeat: redis address %q is not host:port (or use a redis:// URL)", a)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("heartbeat: redis address %q has an invalid port", a)
-		}
-		addrs = append(addrs, a)
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("heartbeat: redis address %q lists no host:port", spec)
-	}
-	s.addr = strings.Join(addrs, ",")
-	if len(addrs) == 1 {
-		o := &redis.Options{Addr: addrs[0]}
-		tuneOptions(o)
-		s.client = redis.NewClient(o)
-	} else {
-		o := &redis.ClusterOptions{Addrs: addrs}
+	s := newRedisStore(p, rs.String(), cfg)
+	s.owned = true
+	switch {
+	case rs.clOptions != nil:
+		o := rs.clOptions
+		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
 		tuneClusterOptions(o)
 		s.client = redis.NewClusterClient(o)
+	case rs.options != nil:
+		o := rs.options
+		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
+		tuneOptions(o)
+		s.client, s.detect = redis.NewClient(o), o
+	case len(rs.Addrs) > 1:
+		o := &redis.ClusterOptions{Addrs: rs.Addrs, TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
+		tuneClusterOptions(o)
+		s.client = redis.NewClusterClient(o)
+	default:
+		o := &redis.Options{Addr: rs.Addrs[0], TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
+		tuneOptions(o)
+		s.client, s.detect = redis.NewClient(o), o
 	}
 	return s, nil
 }
 
-func (s *RedisStore) openURL(spec string) error {
-	u, err := url.Parse(spec)
-	if err != nil {
-		// url.Error repeats the URL, password included; keep only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+// NewRedisStore returns a store on client, a go-redis client the caller
+// already has (a *redis.Client, *redis.ClusterClient, *redis.Ring or
+// failover client). The store uses the client as it is — its timeouts,
+// TLS and cluster settings — and Close leaves it open: the caller owns it.
+// WithTLSConfig does not apply.
+//
+// Unless WithKeepRedisLogger is given, the first Redis store of a process
+// replaces go-redis's process-wide logger; see WithKeepRedisLogger.
+func NewRedisStore(client redis.UniversalClient, p Patterns, opts ...StoreOption) (*RedisStore, error) {
+	if client == nil {
+		return nil, errors.New("heartbeat: redis client is nil")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := newStoreConfig(opts)
+	s := newRedisStore(p, clientAddr(client), cfg)
+	s.client = client
+	return s, nil
+}
+
+func newRedisStore(p Patterns, addr string, cfg storeConfig) *RedisStore {
+	s := &RedisStore{
+		patterns: p.WithDefaults(), addr: addr, log: cfg.logf(), opLog: cfg.log,
+		keyTTL: cfg.keyTTL, now: cfg.now, healthCheck: redisHealthCheck, retryMin: watchRetryMin, retryMax: watchRetryMax,
+		unregister: func() {},
+	}
+	if cfg.maxServices > 0 {
+		s.cap = newServiceCap(cfg.maxServices, cfg.now)
+	}
+	if !cfg.keepRedisLogger {
+		redisLogs.install()
+	}
+	if cfg.log != nil {
+		s.unregister = redisLogs.register(cfg.log)
+	}
+	return s
+}
+
+// clientAddr names the server(s) of a caller's client for messages.
+func clientAddr(c redis.UniversalClient) string {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().Addr
+	case *redis.ClusterClient:
+		return strings.Join(c.Options().Addrs, ",")
+	case *redis.Ring:
+		var addrs []string
+		for _, a := range c.Options().Addrs {
+			addrs = append(addrs, a)
 		}
-		return fmt.Errorf("heartbeat: redis URL is malformed: %v", err)
+		sort.Strings(addrs)
+		return strings.Join(addrs, ",")
 	}
-	switch u.Scheme {
-	case "redis", "rediss":
-	default:
-		return fmt.Errorf("heartbeat: redis URL scheme %q is not supported (use redis:// or rediss://)", u.Scheme)
+	return fmt.Sprintf("%T", c)
+}
+
+// mergeTLS returns the TLS settings to use: the caller's (a clone) when
+// given, with the URL's server name when they name none; else go-redis's
+// from the URL, if any.
+func mergeTLS(given, fromURL *tls.Config, addr string) *tls.Config {
+	if given == nil {
+		return fromURL
 	}
-	s.addr = u.Host
-	if u.Query().Has("addr") {
-		o, err := redis.ParseClusterURL(spec)
-		if err != nil {
-			return fmt.Errorf("heartbeat: redis URL for %s: %w", u.Host, err)
+	c := given.Clone()
+	if c.ServerName == "" {
+		if fromURL != nil && fromURL.ServerName != "" {
+			c.ServerName = fromURL.ServerName
+		} else if host, _, err := net.SplitHostPort(addr); err == nil {
+			c.ServerName = host
 		}
-		tuneClusterOptions(o)
-		s.addr = strings.Join(o.Addrs, ",")
-		s.client = redis.NewClusterClient(o)
-		return nil
 	}
-	o, err := redis.ParseURL(spec)
-	if err != nil {
-		return fmt.Errorf("heartbeat: redis URL for %s: %w", u.Host, err)
+	if c.MinVersion == 0 {
+		c.MinVersion = tls.VersionTLS12
 	}
-	tuneOptions(o)
-	s.client = redis.NewClient(o)
-	return nil
+	return c
 }
 
 // tuneOptions fills in short timeouts and few retries where the URL left
-// the go-redis defaults (5s timeouts, 3 retries of 5 dial attempts each).
+// the go-redis defaults (5s timeouts, 3 retries of 5 dial attempts each),
+// and turns off what costs a round trip per connection for nothing here.
 func tuneOptions(o *redis.Options) {
 	o.DialTimeout = orDefault(o.DialTimeout, redisDialTimeout)
 	o.ReadTimeout = orDefault(o.ReadTimeout, redisIOTimeout)
@@ -157,6 +215,7 @@ func tuneOptions(o *redis.Options) {
 	}
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
 func tuneClusterOptions(o *redis.ClusterOptions) {
@@ -172,6 +231,81 @@ func tuneClusterOptions(o *redis.ClusterOptions) {
 	}
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+}
+
+// clusterOptionsFrom returns cluster options that reach the cluster through
+// the node o names, with o's credentials, TLS and timeouts.
+func clusterOptionsFrom(o *redis.Options) *redis.ClusterOptions {
+	return &redis.ClusterOptions{
+		Addrs:                 []string{o.Addr},
+		ClientName:            o.ClientName,
+		Protocol:              o.Protocol,
+		Username:              o.Username,
+		Password:              o.Password,
+		MaxRetries:            o.MaxRetries,
+		MinRetryBackoff:       o.MinRetryBackoff,
+		MaxRetryBackoff:       o.MaxRetryBackoff,
+		DialTimeout:           o.DialTimeout,
+		DialerRetries:         o.DialerRetries,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		ContextTimeoutEnabled: o.ContextTimeoutEnabled,
+		PoolFIFO:              o.PoolFIFO,
+		PoolSize:              o.PoolSize,
+		PoolTimeout:           o.PoolTimeout,
+		MinIdleConns:          o.MinIdleConns,
+		MaxIdleConns:          o.MaxIdleConns,
+		MaxActiveConns:        o.MaxActiveConns,
+		ConnMaxIdleTime:       o.ConnMaxIdleTime,
+		ConnMaxLifetime:       o.ConnMaxLifetime,
+		TLSConfig:             o.TLSConfig,
+		DisableIdentity:       true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	}
+}
+
+// conn returns the client, first finding out whether a single node is a
+// cluster node. It fails only when that question cannot be asked.
+func (s *RedisStore) conn(ctx context.Context) (redis.UniversalClient, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detect == nil {
+		return s.client, nil
+	}
+	info, err := s.client.Info(ctx, "cluster").Result()
+	if err != nil {
+		var reply redis.Error // the server's error reply
+		refused := errors.As(err, &reply) && (strings.HasPrefix(err.Error(), "NOPERM") || strings.HasPrefix(err.Error(), "ERR"))
+		if !refused || isConnectionError(err) || ctx.Err() != nil {
+			// Not asked at all (unreachable, TLS, authentication,
+			// loading): ask again next time.
+			return nil, s.fail("INFO cluster", err)
+		}
+		// An ACL may forbid INFO. Such a node is most likely standalone;
+		// were it a cluster node, commands would fail with MOVED, which
+		// fail() explains.
+		s.log(fmt.Errorf("heartbeat store %s: cannot tell whether it is a cluster node (INFO cluster: %v); using it as a standalone server", s.addr, err))
+		s.detect = nil
+		return s.client, nil
+	}
+	if strings.Contains(info, "cluster_enabled:1") {
+		if s.detect.DB != 0 {
+			return nil, fmt.Errorf("heartbeat store %s is a Redis Cluster node: a cluster has only database 0, not %d", s.addr, s.detect.DB)
+		}
+		old := s.client
+		s.client = redis.NewClusterClient(clusterOptionsFrom(s.detect))
+		_ = old.Close()
+	}
+	s.detect = nil
+	return s.client, nil
+}
+
+// opContext bounds one operation and carries the store log to go-redis.
+func (s *RedisStore) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(withLog(ctx, s.opLog), redisOpTimeout)
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -181,8 +315,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Put stores m under its service's key and publishes it on its channel, in
-// one round trip.
+// Put stores m under its service's key (with the store's TTL) and
+// publishes it on its channel, in one round trip. With WithMaxServices, a
+// service the store does not know yet costs one EXISTS more, and Put fails
+// with ErrTooManyServices when the store is full.
 func (s *RedisStore) Put(ctx context.Context, m Message) error {
 	if err := ValidServiceName(m.ServiceName); err != nil {
 		return fmt.Errorf("heartbeat store: put: %w", err)
@@ -191,11 +327,18 @@ func (s *RedisStore) Put(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("heartbeat store: put: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	ctx, cancel := s.opContext(ctx)
 	defer cancel()
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
 	key, channel := s.patterns.KeyFor(m.ServiceName), s.patterns.ChannelFor(m.ServiceName)
-	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, key, b, 0)
+	if err := s.admit(ctx, c, m.ServiceName, key); err != nil {
+		return err
+	}
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, b, s.keyTTL)
 		p.Publish(ctx, channel, b)
 		return nil
 	})
@@ -205,24 +348,51 @@ func (s *RedisStore) Put(ctx context.Context, m Message) error {
 	return nil
 }
 
+// admit applies the cap on services to a put of service's key.
+func (s *RedisStore) admit(ctx context.Context, c redis.UniversalClient, service, key string) error {
+	err := s.cap.admit(ctx, service,
+		func(ctx context.Context) (bool, error) {
+			n, err := c.Exists(ctx, key).Result()
+			if err != nil {
+				return false, s.fail("EXISTS "+key, err)
+			}
+			return n > 0, nil
+		},
+		func(ctx context.Context) (int, error) {
+			n, err := s.count(ctx, c)
+			if err != nil {
+				return 0, s.fail("SCAN MATCH "+s.patterns.KeyGlob(), err)
+			}
+			return n, nil
+		})
+	if errors.Is(err, ErrTooManyServices) {
+		return fmt.Errorf("heartbeat store %s: %w", s.addr, err)
+	}
+	return err
+}
+
 // Get returns the latest heartbeat of service, or false if its key does not
 // exist.
 func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, error) {
 	if err := ValidServiceName(service); err != nil {
 		return Message{}, false, fmt.Errorf("heartbeat store: get: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, redisOpTimeout)
+	ctx, cancel := s.opContext(ctx)
 	defer cancel()
+	c, err := s.conn(ctx)
+	if err != nil {
+		return Message{}, false, err
+	}
 	key := s.patterns.KeyFor(service)
 	// GETRANGE reads one byte past the limit, so an oversized value is
 	// refused by Decode without being loaded whole.
-	b, err := s.client.GetRange(ctx, key, 0, MaxMessageSize).Bytes()
+	b, err := c.GetRange(ctx, key, 0, MaxMessageSize).Bytes()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Message{}, false, s.fail("GETRANGE "+key, err)
 	}
 	if len(b) == 0 {
 		// A missing key and an empty value both read as "": tell them apart.
-		n, err := s.client.Exists(ctx, key).Result()
+		n, err := c.Exists(ctx, key).Result()
 		if err != nil {
 			return Message{}, false, s.fail("EXISTS "+key, err)
 		}
@@ -241,10 +411,10 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 func (s *RedisStore) decodeEntry(key, service string, b []byte) (Message, error) {
 	m, err := Decode(b)
 	if err != nil {
-		return Message{}, fmt.Errorf("key %q: %w", key, err)
+		return Message{}, fmt.Errorf("key %q: %w", Escape(key), err)
 	}
 	if m.ServiceName != service {
-		return Message{}, fmt.Errorf("key %q holds a heartbeat of service %q", key, m.ServiceName)
+		return Message{}, fmt.Errorf("key %q holds a heartbeat of service %q", Escape(key), m.ServiceName)
 	}
 	return m, nil
 }
@@ -253,39 +423,34 @@ func (s *RedisStore) decodeEntry(key, service string, b []byte) (Message, error)
 // cluster) and returns the heartbeats they hold, sorted by service name.
 // Keys that match the glob but name no valid service are ignored.
 func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
+	ctx = withLog(ctx, s.opLog)
+	c, err := s.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		mu   sync.Mutex
 		msgs []Message
 		bad  []error
 		seen = make(map[string]bool)
 	)
-	collect := func(key string, b []byte) {
-		service, _ := s.patterns.ServiceFromKey(key)
-		m, err := s.decodeEntry(key, service, b)
-		mu.Lock()
-		defer mu.Unlock()
-		if seen[key] {
-			return
-		}
-		seen[key] = true
-		if err != nil {
-			bad = append(bad, err)
-			return
-		}
-		msgs = append(msgs, m)
-	}
-
-	var err error
-	switch c := s.client.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return s.scanNode(ctx, node, collect)
+	err = s.forEachNode(ctx, c, func(ctx context.Context, node *redis.Client) error {
+		return s.scanNode(ctx, node, true, func(key string, b []byte) {
+			service, _ := s.patterns.ServiceFromKey(key)
+			m, err := s.decodeEntry(key, service, b)
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[key] {
+				return
+			}
+			seen[key] = true
+			if err != nil {
+				bad = append(bad, err)
+				return
+			}
+			msgs = append(msgs, m)
 		})
-	case *redis.Client:
-		err = s.scanNode(ctx, c, collect)
-	default:
-		err = fmt.Errorf("unsupported client type %T", c)
-	}
+	})
 	if err != nil {
 		return nil, s.fail("SCAN MATCH "+s.patterns.KeyGlob(), err)
 	}
@@ -297,9 +462,40 @@ func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
 	return msgs, nil
 }
 
-// scanNode walks one node's keyspace and fetches the matching keys from the
-// same node, so that it also works on a cluster master.
-func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, collect func(key string, b []byte)) error {
+// count returns the number of keys that hold a service's heartbeat.
+func (s *RedisStore) count(ctx context.Context, c redis.UniversalClient) (int, error) {
+	var (
+		mu sync.Mutex
+		n  int
+	)
+	err := s.forEachNode(ctx, c, func(ctx context.Context, node *redis.Client) error {
+		return s.scanNode(ctx, node, false, func(string, []byte) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		})
+	})
+	return n, err
+}
+
+// forEachNode calls fn for each node holding a part of the keyspace: every
+// master of a cluster, every shard of a ring, or the one server.
+func (s *RedisStore) forEachNode(ctx context.Context, c redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, fn)
+	case *redis.Ring:
+		return c.ForEachShard(ctx, fn)
+	case *redis.Client:
+		return fn(ctx, c)
+	}
+	return fmt.Errorf("unsupported client type %T", c)
+}
+
+// scanNode walks one node's keyspace and calls found for each key that
+// holds a service's heartbeat; with fetch, it reads the values from the
+// same node (so that it also works on a cluster master) and passes them.
+func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch bool, found func(key string, b []byte)) error {
 	glob := s.patterns.KeyGlob()
 	var cursor uint64
 	for {
@@ -313,7 +509,11 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, collect f
 				ours = append(ours, k)
 			}
 		}
-		if len(ours) > 0 {
+		if !fetch {
+			for _, k := range ours {
+				found(k, nil)
+			}
+		} else if len(ours) > 0 {
 			cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range ours {
 					p.GetRange(ctx, k, 0, MaxMessageSize)
@@ -331,7 +531,7 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, collect f
 				if err != nil {
 					return err
 				}
-				collect(ours[i], b)
+				found(ours[i], b)
 			}
 		}
 		cursor = next
@@ -343,28 +543,93 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, collect f
 
 // Watch subscribes to every service's channel with PSUBSCRIBE and calls fn
 // for each heartbeat received. Messages that do not decode are reported to
-// the error log (see WithWatchErrorLog) and skipped. Watch returns nil when ctx is
-// done, and an error for which IsUnavailable holds when the server cannot
-// be reached or stops answering.
+// the store log (see WithStoreLog) and skipped.
+//
+// When the subscription breaks — the server restarts, the connection drops,
+// or the server stops answering the periodic PING — Watch reports
+// ErrWatchLost to the store log, reconnects with a backoff from 100ms to
+// 5s, and reports ErrWatchRestored once subscribed again; heartbeats
+// published meanwhile are missed (Get and List still have the latest).
+// Watch returns nil when ctx is done, and an error (for which IsUnavailable
+// holds when the server cannot be reached) only when the first
+// subscription fails.
 func (s *RedisStore) Watch(ctx context.Context, fn func(Message)) error {
+	return s.subscribe(ctx, func(rm *redis.Message) {
+		m, err := Decode([]byte(rm.Payload))
+		if err != nil {
+			s.log(fmt.Errorf("heartbeat watch: skipped message on channel %q: %w", Escape(rm.Channel), err))
+			return
+		}
+		fn(m)
+	})
+}
+
+// subscribe runs a PSUBSCRIBE on the channel pattern and passes each
+// message to fn, reconnecting as Watch describes.
+func (s *RedisStore) subscribe(ctx context.Context, fn func(*redis.Message)) error {
+	ctx = withLog(ctx, s.opLog)
+	op := "PSUBSCRIBE " + s.patterns.ChannelGlob()
+	wait := s.retryMin
+	everSubscribed, lost := false, false
+	for {
+		subscribed, err := s.subscribeOnce(ctx, func() {
+			everSubscribed = true
+			wait = s.retryMin
+			if lost {
+				lost = false
+				s.log(fmt.Errorf("%w: %s on %s", ErrWatchRestored, op, s.addr))
+			}
+		}, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !everSubscribed {
+			return err
+		}
+		if subscribed || !lost {
+			lost = true
+			s.log(fmt.Errorf("%w: %v; reconnecting in %s", ErrWatchLost, err, wait))
+		} else {
+			s.log(fmt.Errorf("heartbeat watch: still no subscription: %v; next attempt in %s", err, wait))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		wait = min(2*wait, s.retryMax)
+	}
+}
+
+// subscribeOnce holds one subscription until it fails or ctx is done,
+// calling confirmed once the server has confirmed it. It reports whether
+// the subscription was confirmed, and why it ended.
+func (s *RedisStore) subscribeOnce(ctx context.Context, confirmed func(), fn func(*redis.Message)) (subscribed bool, err error) {
+	c, err := s.conn(ctx)
+	if err != nil {
+		return false, err // already says what failed
+	}
 	glob := s.patterns.ChannelGlob()
-	ps := s.client.PSubscribe(ctx, glob)
+	defer func() {
+		if err != nil {
+			err = s.fail("PSUBSCRIBE "+glob, err)
+		}
+	}()
+	ps := c.PSubscribe(ctx, glob)
 	defer ps.Close()
 	// Receive does not watch ctx; closing the subscription unblocks it.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer stop()
 
-	op := "PSUBSCRIBE " + glob
 	// The first reply confirms the subscription, or tells why there is none.
 	if _, err := ps.ReceiveTimeout(ctx, redisOpTimeout); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return s.fail(op, err)
+		return false, err
 	}
+	confirmed()
 
 	pingSent := false // a health-check PING awaits its answer
-	broken := false   // the last receive failed on a broken connection
 	for {
 		wait := s.healthCheck
 		if pingSent {
@@ -372,39 +637,37 @@ func (s *RedisStore) Watch(ctx context.Context, fn func(Message)) error {
 		}
 		msg, err := ps.ReceiveTimeout(ctx, wait)
 		if ctx.Err() != nil {
-			return nil
+			return true, nil
 		}
 		if err != nil {
-			if pingSent || (broken && !isTimeout(err)) {
-				return s.fail(op, err)
+			if pingSent || !isTimeout(err) {
+				// Unanswered PING, or a broken connection: start afresh.
+				return true, err
 			}
-			broken = !isTimeout(err)
-			// After a broken connection go-redis redials and resubscribes on
-			// the next command; the PING both triggers and checks that.
 			if err := ps.Ping(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return s.fail(op, err)
+				return true, err
 			}
 			pingSent = true
 			continue
 		}
-		pingSent, broken = false, false
+		pingSent = false
 		if rm, ok := msg.(*redis.Message); ok {
-			m, err := Decode([]byte(rm.Payload))
-			if err != nil {
-				s.errorLog(fmt.Errorf("heartbeat watch: skipped message on channel %q: %w", rm.Channel, err))
-				continue
-			}
-			fn(m)
+			fn(rm)
 		}
 	}
 }
 
-// Close closes the connections to the server.
+// Close closes the connections to the server, unless the client was the
+// caller's (NewRedisStore).
 func (s *RedisStore) Close() error {
-	return s.client.Close()
+	s.unregister()
+	if !s.owned {
+		return nil
+	}
+	s.mu.Lock()
+	c := s.client
+	s.mu.Unlock()
+	return c.Close()
 }
 
 // fail wraps err from op, marking connection problems as unavailability.
@@ -414,6 +677,9 @@ func (s *RedisStore) fail(op string, err error) error {
 			err = fmt.Errorf("redis at %s: %w", s.addr, err)
 		}
 		return &unavailableError{cause: err}
+	}
+	if strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ") {
+		return fmt.Errorf("heartbeat store %s: %s: the server is a Redis Cluster node but was used as a standalone server (it refused INFO); list the cluster's nodes as host:port,host:port: %w", s.addr, op, err)
 	}
 	return fmt.Errorf("heartbeat store %s: %s: %w", s.addr, op, err)
 }

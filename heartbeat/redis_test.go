@@ -2,7 +2,7 @@ package heartbeat
 
 import (
 	"context"
-	"fmt"
+	"crypto/tls"
 	"net"
 	"strings"
 	"sync"
@@ -95,21 +95,23 @@ func TestOpenRedisErrors(t *testing.T) {
 	tests := []struct {
 		spec string
 		p    Patterns
+		opts []StoreOption
 		want string
 	}{
-		{"", Patterns{}, "empty"},
-		{" , ", Patterns{}, "lists no host:port"},
-		{"http://127.0.0.1:6379", Patterns{}, `scheme "http" is not supported`},
-		{"localhost", Patterns{}, `"localhost" is not host:port`},
-		{"a:1,b", Patterns{}, `"b" is not host:port`},
-		{"a:notaport", Patterns{}, "invalid port"},
-		{"redis://user:s3cret@h:1/notadb", Patterns{}, "invalid database number"},
-		{"redis://user:s3cret@h:badport", Patterns{}, "malformed"},
-		{"redis://h:1", Patterns{Key: "fixed"}, "exactly once"},
+		{"", Patterns{}, nil, "empty"},
+		{" , ", Patterns{}, nil, "lists no host:port"},
+		{"http://127.0.0.1:6379", Patterns{}, nil, `scheme "http" is not supported`},
+		{"localhost", Patterns{}, nil, `"localhost" is not host:port`},
+		{"a:1,b", Patterns{}, nil, `"b" is not host:port`},
+		{"a:notaport", Patterns{}, nil, "is not a number from 1 to 65535"},
+		{"redis://user:s3cret@h:1/notadb", Patterns{}, nil, `database "notadb" is not a number`},
+		{"redis://user:s3cret@h:badport", Patterns{}, nil, "does not parse"},
+		{"redis://h:1", Patterns{Key: "fixed"}, nil, "exactly once"},
+		{"redis://:s3cret@h:1", Patterns{}, []StoreOption{WithTLSConfig(&tls.Config{})}, "use rediss://"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
-			s, err := OpenRedis(tt.spec, tt.p)
+			s, err := OpenRedis(tt.spec, tt.p, tt.opts...)
 			if err == nil {
 				s.Close()
 				t.Fatalf("OpenRedis(%q) succeeded, want error containing %q", tt.spec, tt.want)
@@ -202,7 +204,7 @@ func TestRedisCorruptEntries(t *testing.T) {
 func TestRedisWatchSkipsMalformedMessages(t *testing.T) {
 	srv := startRedis(t)
 	sink := &errorSink{}
-	s := openTestRedis(t, srv.Addr, Patterns{}, WithWatchErrorLog(sink.log))
+	s := openTestRedis(t, srv.Addr, Patterns{}, WithStoreLog(sink.log))
 	raw := rawClient(t, srv.Addr)
 	ctx := context.Background()
 	watchFor(t, s, func(m Message) bool { return m.ServiceName == "fine" && sink.contains("junk") }, func() {
@@ -216,8 +218,10 @@ func TestRedisWatchSkipsMalformedMessages(t *testing.T) {
 
 func TestRedisGoingAway(t *testing.T) {
 	srv := startRedis(t)
-	s := openTestRedis(t, "redis://"+srv.Addr, Patterns{})
-	ctx := context.Background()
+	sink := &errorSink{}
+	s := openTestRedis(t, "redis://"+srv.Addr, Patterns{}, WithStoreLog(sink.log))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	if err := s.Put(ctx, Message{ServiceName: "a", Timestamp: time.Now()}); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -265,13 +269,26 @@ func TestRedisGoingAway(t *testing.T) {
 		}
 	}
 
+	// The running Watch noticed, said so, and keeps trying.
+	eventually(t, "the running Watch to report the lost subscription", func() bool {
+		return sink.containsErr(ErrWatchLost)
+	})
+	if !sink.contains("heartbeat store unreachable") {
+		t.Errorf("store log %q does not say why the subscription was lost", sink.String())
+	}
 	select {
 	case err := <-watchErr:
-		if !IsUnavailable(err) {
-			t.Errorf("running Watch returned %v, want an unavailable error", err)
+		t.Errorf("running Watch returned %v; want it to keep reconnecting", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-watchErr:
+		if err != nil {
+			t.Errorf("Watch returned %v after cancel, want nil", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Error("running Watch did not notice the server was gone within 10s")
+	case <-time.After(5 * time.Second):
+		t.Error("reconnecting Watch did not return within 5s of cancel")
 	}
 }
 
@@ -326,74 +343,10 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 }
 
-func TestRedisCluster(t *testing.T) {
-	// Two masters sharing the slots, so List has to scan both.
-	busB := freePort(t)
-	a := startRedis(t, "--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(freePort(t)), "--cluster-node-timeout", "2000")
-	b := startRedis(t, "--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(busB), "--cluster-node-timeout", "2000")
-	ctx := context.Background()
-	ra, rb := rawClient(t, a.Addr), rawClient(t, b.Addr)
-	if err := ra.ClusterAddSlotsRange(ctx, 0, 8191).Err(); err != nil {
-		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
-	}
-	if err := rb.ClusterAddSlotsRange(ctx, 8192, 16383).Err(); err != nil {
-		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
-	}
-	host, port, _ := net.SplitHostPort(b.Addr)
-	// The bus ports are not port+10000, so MEET must be told b's.
-	if err := ra.Do(ctx, "CLUSTER", "MEET", host, port, busB).Err(); err != nil {
-		t.Fatalf("CLUSTER MEET: %v", err)
-	}
-	eventually(t, "the cluster to form", func() bool {
-		for _, c := range []*redis.Client{ra, rb} {
-			info, err := c.ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:2") {
-				return false
-			}
-		}
-		return true
-	})
-
-	s := openTestRedis(t, a.Addr+","+b.Addr, Patterns{})
-	if _, ok := s.client.(*redis.ClusterClient); !ok {
-		t.Fatalf("client is %T, want *redis.ClusterClient", s.client)
-	}
-	var want []string
-	for i := range 20 {
-		name := fmt.Sprintf("svc%02d", i)
-		want = append(want, name)
-		// Right after forming, a node may still answer CLUSTERDOWN briefly.
-		eventually(t, "Put "+name, func() bool {
-			return s.Put(ctx, Message{ServiceName: name, Timestamp: time.Now()}) == nil
-		})
-	}
-	na, _ := ra.DBSize(ctx).Result()
-	nb, _ := rb.DBSize(ctx).Result()
-	if na == 0 || nb == 0 {
-		t.Fatalf("keys per master = %d and %d; the test needs both used", na, nb)
-	}
-	list, err := s.List(ctx)
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	var got []string
-	for _, m := range list {
-		got = append(got, m.ServiceName)
-	}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("List = %v, want %v", got, want)
-	}
-	if m, ok, err := s.Get(ctx, "svc07"); err != nil || !ok || m.ServiceName != "svc07" {
-		t.Errorf("Get(svc07) = %+v, %v, %v", m, ok, err)
-	}
-	watchFor(t, s, func(m Message) bool { return m.ServiceName == "svc13" }, func() {
-		_ = s.Put(ctx, Message{ServiceName: "svc13", Timestamp: time.Now()})
-	})
-}
-
 func TestRedisWatchHealthCheck(t *testing.T) {
 	srv := startRedis(t)
-	s := openTestRedis(t, srv.Addr, Patterns{})
+	sink := &errorSink{}
+	s := openTestRedis(t, srv.Addr, Patterns{}, WithStoreLog(sink.log))
 	s.healthCheck = 50 * time.Millisecond
 	ctx := context.Background()
 
@@ -425,21 +378,30 @@ func TestRedisWatchHealthCheck(t *testing.T) {
 	}
 
 	// A hung server (stopped, so connections stay open but nothing answers)
-	// is noticed by the unanswered PING.
+	// is noticed by the unanswered PING; the watch reconnects once the
+	// server answers again.
 	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.cmd.Process.Signal(syscall.SIGCONT) })
-	start := time.Now()
-	select {
-	case err := <-watchErr:
-		if !IsUnavailable(err) {
-			t.Errorf("Watch returned %v, want an unavailable error", err)
-		}
-		if elapsed := time.Since(start); elapsed > 8*time.Second {
-			t.Errorf("took %s to notice", elapsed)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Watch did not notice the hung server within 15s")
+	eventually(t, "the hung server to be noticed", func() bool { return sink.containsErr(ErrWatchLost) })
+	if err := srv.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
 	}
+	eventually(t, "the subscription to be restored", func() bool { return sink.containsErr(ErrWatchRestored) })
+	eventually(t, "a beat after the restore", func() bool {
+		_ = s.Put(ctx, Message{ServiceName: "a", Timestamp: time.Now(), HeartbeatCount: 43})
+		for {
+			select {
+			case m := <-beats:
+				if m.HeartbeatCount == 43 {
+					return true
+				}
+			case err := <-watchErr:
+				t.Fatalf("Watch ended: %v", err)
+			default:
+				return false
+			}
+		}
+	})
 }

@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,32 +133,54 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// StoreOption adjusts a store opened by OpenRedis or OpenLocal.
+// StoreOption adjusts a store opened by OpenRedis, NewRedisStore, OpenLocal
+// or OpenStore.
 type StoreOption func(*storeConfig)
 
 type storeConfig struct {
-	errorLog     func(error)
-	pollInterval time.Duration
+	log             func(error) // nil when none was given
+	pollInterval    time.Duration
+	now             func() time.Time
+	maxServices     int
+	keyTTL          time.Duration
+	tlsConfig       *tls.Config
+	keepRedisLogger bool
 }
 
 func newStoreConfig(opts []StoreOption) storeConfig {
-	c := storeConfig{errorLog: func(error) {}, pollInterval: 500 * time.Millisecond}
+	c := storeConfig{pollInterval: 500 * time.Millisecond, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
 	return c
 }
 
-// WithWatchErrorLog sets the function told about problems Watch skips over, such
-// as a malformed message or an unreadable file. By default they are dropped.
-// fn may be called from the goroutine running Watch.
-func WithWatchErrorLog(fn func(error)) StoreOption {
-	return func(c *storeConfig) {
-		if fn != nil {
-			c.errorLog = fn
-		}
+// logf returns the store's log, or one that drops everything.
+func (c storeConfig) logf() func(error) {
+	if c.log == nil {
+		return func(error) {}
 	}
+	return c.log
 }
+
+// WithStoreLog sets where a store reports what it skips over or recovers
+// from: a malformed message or unreadable file met by Watch, a lost and
+// restored subscription, heartbeats Mirror refuses, and go-redis's own log
+// lines about this store's connections (see WithKeepRedisLogger). By
+// default they are dropped. fn may be called from any goroutine, including
+// the one running Watch; it must not block.
+//
+// The errors that mean a watch lost its subscription or got it back match
+// ErrWatchLost and ErrWatchRestored with errors.Is.
+func WithStoreLog(fn func(error)) StoreOption {
+	return func(c *storeConfig) { c.log = fn }
+}
+
+// WithWatchErrorLog is WithStoreLog under its former name.
+//
+// Deprecated: use WithStoreLog, which also receives reconnection notices
+// and go-redis's log lines.
+func WithWatchErrorLog(fn func(error)) StoreOption { return WithStoreLog(fn) }
 
 // WithPollInterval sets how often LocalStore.Watch looks for new heartbeats
 // (default 500ms). RedisStore ignores it.
@@ -169,9 +192,104 @@ func WithPollInterval(d time.Duration) StoreOption {
 	}
 }
 
+// WithStoreClock sets the clock a store uses to age its entries (default
+// time.Now).
+func WithStoreClock(now func() time.Time) StoreOption {
+	return func(c *storeConfig) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithMaxServices caps the number of services a store keeps: Put of a new
+// service beyond n fails with ErrTooManyServices, while services the store
+// already keeps always update. n <= 0 means no cap (the default). The count
+// is cached and refreshed at most every few seconds, so that the check
+// costs no scan per Put; several writers at once may briefly overshoot the
+// cap by a few services, never without bound.
+func WithMaxServices(n int) StoreOption {
+	return func(c *storeConfig) { c.maxServices = max(n, 0) }
+}
+
+// WithKeyTTL makes heartbeats expire: a Redis key is set with this time to
+// live, and a LocalStore entry not updated for this long is treated as gone
+// and pruned. 0 (the default) keeps heartbeats until they are replaced. A
+// service whose heartbeat expired reads as never seen.
+func WithKeyTTL(d time.Duration) StoreOption {
+	return func(c *storeConfig) { c.keyTTL = max(d, 0) }
+}
+
+// WithTLSConfig sets the TLS settings of a Redis store (see LoadTLSConfig
+// for building them from files). With a rediss:// URL they replace the
+// default ones, keeping the URL's host as the server name when cfg names
+// none; with a list of host:port they turn TLS on. A redis:// URL says
+// "no TLS" and is refused with them. cfg is cloned; a nil cfg changes
+// nothing. LocalStore ignores it.
+func WithTLSConfig(cfg *tls.Config) StoreOption {
+	return func(c *storeConfig) {
+		if cfg != nil {
+			c.tlsConfig = cfg.Clone()
+		}
+	}
+}
+
+// WithKeepRedisLogger leaves go-redis's process-wide logger alone. By
+// default the first Redis store opened in a process replaces it (with
+// redis.SetLogger) by one that passes each go-redis log line to the log of
+// the store or publisher whose operation it is about (WithStoreLog,
+// WithErrorLog), and drops the lines nobody asked for, instead of writing
+// them to stderr. A service that sets its own go-redis logger should pass
+// this option to every store it opens.
+func WithKeepRedisLogger() StoreOption {
+	return func(c *storeConfig) { c.keepRedisLogger = true }
+}
+
+// StoreConfig names a store the way checker's [heartbeat] section does;
+// OpenStore opens it.
+type StoreConfig struct {
+	// Redis is the address ParseRedisSpec reads; empty means the local
+	// store in LocalDir.
+	Redis    string
+	Patterns Patterns
+	LocalDir string
+	// TLSCA, TLSCert and TLSKey are PEM files for a rediss:// store (see
+	// LoadTLSConfig).
+	TLSCA, TLSCert, TLSKey string
+	// MaxServices and KeyTTL are as WithMaxServices and WithKeyTTL.
+	MaxServices int
+	KeyTTL      time.Duration
+}
+
+// OpenStore opens the store c names: Redis when c.Redis is set, else the
+// local store in c.LocalDir. It does not connect; an unreachable server
+// shows on first use. opts come after those derived from c.
+func OpenStore(c StoreConfig, opts ...StoreOption) (Store, error) {
+	base := []StoreOption{WithMaxServices(c.MaxServices), WithKeyTTL(c.KeyTTL)}
+	if c.Redis == "" {
+		return OpenLocal(c.LocalDir, append(base, opts...)...)
+	}
+	if c.TLSCA != "" || c.TLSCert != "" || c.TLSKey != "" {
+		cfg, err := LoadTLSConfig(c.TLSCA, c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, WithTLSConfig(cfg))
+	}
+	return OpenRedis(c.Redis, c.Patterns, append(base, opts...)...)
+}
+
 // ErrTooManyServices is returned by Put when the store already keeps its
 // maximum number of services (WithMaxServices) and m is of a new one.
 var ErrTooManyServices = errors.New("heartbeat store: too many services")
+
+// ErrWatchLost and ErrWatchRestored mark the store log entries (see
+// WithStoreLog) saying that a running Watch lost its subscription and is
+// reconnecting, and that it is back.
+var (
+	ErrWatchLost     = errors.New("heartbeat watch: subscription lost")
+	ErrWatchRestored = errors.New("heartbeat watch: subscription restored")
+)
 
 // unavailableError marks a failure to reach the store at all, as opposed to
 // the store answering with an error.

@@ -152,7 +152,8 @@ func storeContract(t *testing.T, open func(t *testing.T) Store) {
 		s := open(t)
 		sink := &errorSink{}
 		p := NewPublisher(s, "roundtrip", WithInterval(20*time.Millisecond), WithErrorLog(sink.log))
-		p.AddCollector("queue_size", func(context.Context) (any, error) { return 1380, nil })
+		p.cpuWindow = 0
+		mustAdd(t, p, "queue_size", func(context.Context) (any, error) { return 1380, nil })
 		if err := p.Start(context.Background()); err != nil {
 			t.Fatalf("Start: %v", err)
 		}

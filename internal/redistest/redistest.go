@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"os/exec"
@@ -21,9 +20,15 @@ type Server struct {
 	// Addr is the server's host:port on 127.0.0.1.
 	Addr string
 
+	bin  string
+	args []string
+	// ping tells whether the server answers; TLS servers need a TLS client.
+	ping func(addr string) bool
+
+	mu   sync.Mutex // guards out, cmd, once and done, which Restart replaces
 	out  *syncBuffer
 	cmd  *exec.Cmd
-	once sync.Once
+	once *sync.Once
 	done chan struct{} // closed when the process has exited
 }
 
@@ -32,45 +37,64 @@ type Server struct {
 // the test ends. The test fails if redis-server is not on PATH.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	port := FreePort(t)
+	args := append([]string{"--port", strconv.Itoa(port)}, extra...)
+	return start(t, port, args, Ping)
+}
+
+// start runs redis-server on port with the base arguments and args, and
+// waits until ping says it answers.
+func start(t testing.TB, port int, args []string, ping func(string) bool) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatal("redis-server is not on PATH; run `make test`, which installs it")
 	}
-	port := FreePort(t)
-	args := append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no",
+	base := []string{
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
 		"--dir", t.TempDir(),
-	}, extra...)
+	}
 	srv := &Server{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		out:  &syncBuffer{},
-		cmd:  exec.Command(bin, args...),
-		done: make(chan struct{}),
+		bin:  bin,
+		args: append(base, args...),
+		ping: ping,
 	}
-	srv.cmd.Stdout, srv.cmd.Stderr = srv.out, srv.out
-	dieWithParent(srv.cmd)
-	if err := srv.cmd.Start(); err != nil {
+	t.Cleanup(srv.Kill)
+	srv.launch(t)
+	return srv
+}
+
+// launch starts the process and waits until it answers.
+func (s *Server) launch(t testing.TB) {
+	t.Helper()
+	out, done := &syncBuffer{}, make(chan struct{})
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
 	go func() {
-		_ = srv.cmd.Wait()
-		close(srv.done)
+		_ = cmd.Wait()
+		close(done)
 	}()
-	t.Cleanup(srv.Kill)
+	s.mu.Lock()
+	s.out, s.cmd, s.once, s.done = out, cmd, &sync.Once{}, done
+	s.mu.Unlock()
 
 	deadline := time.Now().Add(startGuard)
 	for {
-		if Ping(srv.Addr) {
-			return srv
+		if s.ping(s.Addr) {
+			return
 		}
 		select {
-		case <-srv.done:
-			t.Fatalf("redis-server exited at start:\n%s", srv.out.String())
+		case <-done:
+			t.Fatalf("redis-server exited at start:\n%s", out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer PING within %s:\n%s", srv.Addr, startGuard, srv.out.String())
+			t.Fatalf("redis-server on %s did not answer PING within %s:\n%s", s.Addr, startGuard, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -82,17 +106,41 @@ func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 // Kill stops the server at once and waits for it to exit. It may be called
 // more than once, and from any goroutine.
 func (s *Server) Kill() {
-	s.once.Do(func() { _ = s.cmd.Process.Kill() })
-	<-s.done
+	s.mu.Lock()
+	cmd, once, done := s.cmd, s.once, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	once.Do(func() { _ = cmd.Process.Kill() })
+	<-done
+}
+
+// Restart kills the server and starts a new one, empty, on the same port
+// with the same arguments, as a restart without persistence does. It
+// returns once the new server answers.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	s.launch(t)
 }
 
 // Cmd returns the running process, for tests that signal it (SIGSTOP makes
 // a server that keeps connections open and never answers). Callers must
 // not Wait on it; Start already does.
-func (s *Server) Cmd() *exec.Cmd { return s.cmd }
+func (s *Server) Cmd() *exec.Cmd {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd
+}
 
-// Output returns what the server has logged so far.
-func (s *Server) Output() string { return s.out.String() }
+// Output returns what the server has logged so far (since its last
+// Restart).
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
 
 // Ping speaks just enough RESP to see whether a server answers at addr.
 func Ping(addr string) bool {
@@ -101,12 +149,13 @@ func Ping(addr string) bool {
 		return false
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	return answers(roundTrip(c, "PING"))
+}
+
+// answers reports whether a PING got a server's answer: PONG, or NOAUTH
+// from a server that wants a password first.
+func answers(reply string, err error) bool {
+	return err == nil && reply == "PONG" || err != nil && strings.HasPrefix(err.Error(), "NOAUTH")
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

@@ -1,0 +1,127 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"checker/heartbeat"
+	"checker/internal/redistest"
+)
+
+// syncWriter is a buffer a command writes to while the test reads it.
+type syncWriter struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitUntil polls cond every 20ms, failing the test after a generous 10s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after 10s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHeartbeatWatchSurvivesRestart: `checker -d heartbeat watch` prints
+// beats with hostile text escaped, reports undecodable messages at -d, and
+// carries on through a redis-server restart, saying so on stderr.
+func TestHeartbeatWatchSurvivesRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+srv.URL()+"\n", 0o600)
+	var stdout, stderr syncWriter
+	g := &globalOptions{configFile: cfg, debug: true, stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- watchHeartbeats(ctx, g) }()
+	defer func() {
+		cancel()
+		if err := <-watchErr; err != nil {
+			t.Errorf("watch returned %v", err)
+		}
+	}()
+
+	pub, err := heartbeat.OpenRedis(srv.URL(), heartbeat.Patterns{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	beatShown := func(count int64, instance string) func() bool {
+		return func() bool {
+			_ = pub.Put(context.Background(), heartbeat.Message{ServiceName: "web", InstanceID: instance, Timestamp: time.Now(), HeartbeatCount: count})
+			return strings.Contains(stdout.String(), "beats "+strconv.FormatInt(count, 10)+" ")
+		}
+	}
+	waitUntil(t, "the first beat on stdout", beatShown(1, "\x1b]0;TITLE\a"))
+	if strings.ContainsAny(stdout.String(), "\x1b\a") || !strings.Contains(stdout.String(), `web (\x1b]0;TITLE\x07)`) {
+		t.Errorf("watch printed the instance id unescaped:\n%q", stdout.String())
+	}
+
+	waitUntil(t, "the undecodable message reported at -d", func() bool {
+		_, _ = redistest.Do(srv.Addr, "PUBLISH", "heartbeat:service:web", `{"service_name":"web","timestamp":"2025-01-16T08:30:00"}`)
+		return strings.Contains(stderr.String(), "skipped message on channel") && strings.Contains(stderr.String(), "not RFC 3339")
+	})
+
+	srv.Restart(t)
+	waitUntil(t, "a beat after the restart", beatShown(2, "i-2"))
+	for _, want := range []string{"checker: heartbeat watch: subscription lost", "checker: heartbeat watch: subscription restored"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestHeartbeatStatusEscapes: `heartbeat status` never prints control
+// characters from a heartbeat, in the table or in JSON.
+func TestHeartbeatStatusEscapes(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+srv.URL()+"\n", 0o600)
+	store, err := heartbeat.OpenRedis(srv.URL(), heartbeat.Patterns{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Put(context.Background(), heartbeat.Message{ServiceName: "evil", InstanceID: "\x1b]0;TITLE\a\u202e", Timestamp: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"heartbeat", "status"}, {"heartbeat", "status", "--json"}} {
+		out, errOut, code := runCLI(t, nil, append([]string{"-f", cfg}, args...)...)
+		if code != 0 || !strings.Contains(out, "evil") {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		if strings.ContainsAny(out, "\x1b\a\u202e") {
+			t.Errorf("%v printed control characters:\n%q", args, out)
+		}
+	}
+}
+
+func TestHeartbeatPublishRefusesStandardFields(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n", 0o600)
+	_, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "publish", "--service", "x", "--once", "--data", "timestamp=now")
+	if code != exitUsage || !strings.Contains(errOut, "standard heartbeat field") {
+		t.Errorf("exit %d, stderr %q; want usage error naming the standard field", code, errOut)
+	}
+}
