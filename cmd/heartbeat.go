@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"checker/config"
 	"checker/heartbeat"
 	"checker/jobs"
 )
@@ -179,27 +178,12 @@ func (g *globalOptions) openHeartbeats() (*app, heartbeat.Store, error) {
 		}
 		a.log.Debug(err.Error())
 	}
-	store, err := heartbeat.OpenStore(heartbeatStoreConfig(a.settings), heartbeat.WithStoreLog(storeLog))
+	store, err := jobs.OpenHeartbeatStore(a.settings, heartbeat.WithStoreLog(storeLog))
 	if err != nil {
 		a.close()
 		return nil, nil, fmt.Errorf("heartbeat store: %w", err)
 	}
 	return a, store, nil
-}
-
-// heartbeatStoreConfig is the store [heartbeat] names.
-func heartbeatStoreConfig(s *config.Settings) heartbeat.StoreConfig {
-	h := s.Heartbeat
-	return heartbeat.StoreConfig{
-		Redis:       h.Redis,
-		Patterns:    heartbeat.Patterns{Key: h.KeyPattern, Channel: h.ChannelPattern},
-		LocalDir:    h.LocalDir,
-		TLSCA:       h.TLSCA,
-		TLSCert:     h.TLSCert,
-		TLSKey:      h.TLSKey,
-		MaxServices: h.MaxServices,
-		KeyTTL:      h.KeyTTL,
-	}
 }
 
 type serviceStatus struct {

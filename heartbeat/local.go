@@ -277,8 +277,9 @@ func (s *LocalStore) List(ctx context.Context) ([]Message, error) {
 		return nil, err
 	}
 	var (
-		msgs []Message
-		bad  []error
+		msgs    []Message
+		bad     []error
+		badName []string
 	)
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
@@ -289,13 +290,13 @@ func (s *LocalStore) List(ctx context.Context) ([]Message, error) {
 			continue // removed since ReadDir, or expired
 		}
 		if err != nil {
-			bad = append(bad, err)
+			bad, badName = append(bad, err), append(badName, name)
 			continue
 		}
 		msgs = append(msgs, m)
 	}
 	if len(bad) > 0 {
-		return msgs, fmt.Errorf("heartbeat store: %d unreadable heartbeat file(s): %w", len(bad), errors.Join(bad...))
+		return msgs, &UnreadableError{Services: badName, Err: errors.Join(bad...), where: "heartbeat store"}
 	}
 	return msgs, nil
 }

@@ -429,15 +429,22 @@ func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
 		return nil, err
 	}
 	var (
-		mu   sync.Mutex
-		msgs []Message
-		bad  []error
-		seen = make(map[string]bool)
+		mu      sync.Mutex
+		msgs    []Message
+		bad     []error
+		badName []string
+		seen    = make(map[string]bool)
 	)
 	err = s.forEachNode(ctx, c, func(ctx context.Context, node *redis.Client) error {
-		return s.scanNode(ctx, node, true, func(key string, b []byte) {
+		return s.scanNode(ctx, node, true, func(key string, b []byte, readErr error) {
 			service, _ := s.patterns.ServiceFromKey(key)
-			m, err := s.decodeEntry(key, service, b)
+			var m Message
+			err := readErr
+			if err == nil {
+				m, err = s.decodeEntry(key, service, b)
+			} else {
+				err = fmt.Errorf("%s: %w", key, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if seen[key] {
@@ -445,7 +452,7 @@ func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
 			}
 			seen[key] = true
 			if err != nil {
-				bad = append(bad, err)
+				bad, badName = append(bad, err), append(badName, service)
 				return
 			}
 			msgs = append(msgs, m)
@@ -457,7 +464,7 @@ func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
 
 	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ServiceName < msgs[j].ServiceName })
 	if len(bad) > 0 {
-		return msgs, fmt.Errorf("heartbeat store %s: %d unreadable heartbeat(s): %w", s.addr, len(bad), errors.Join(bad...))
+		return msgs, &UnreadableError{Services: badName, Err: errors.Join(bad...), where: "heartbeat store " + s.addr}
 	}
 	return msgs, nil
 }
@@ -469,7 +476,7 @@ func (s *RedisStore) count(ctx context.Context, c redis.UniversalClient) (int, e
 		n  int
 	)
 	err := s.forEachNode(ctx, c, func(ctx context.Context, node *redis.Client) error {
-		return s.scanNode(ctx, node, false, func(string, []byte) {
+		return s.scanNode(ctx, node, false, func(string, []byte, error) {
 			mu.Lock()
 			n++
 			mu.Unlock()
@@ -495,7 +502,7 @@ func (s *RedisStore) forEachNode(ctx context.Context, c redis.UniversalClient, f
 // scanNode walks one node's keyspace and calls found for each key that
 // holds a service's heartbeat; with fetch, it reads the values from the
 // same node (so that it also works on a cluster master) and passes them.
-func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch bool, found func(key string, b []byte)) error {
+func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch bool, found func(key string, b []byte, err error)) error {
 	glob := s.patterns.KeyGlob()
 	var cursor uint64
 	for {
@@ -511,27 +518,32 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch boo
 		}
 		if !fetch {
 			for _, k := range ours {
-				found(k, nil)
+				found(k, nil, nil)
 			}
 		} else if len(ours) > 0 {
-			cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			// Each command's own error is looked at below: the server
+			// refusing one key (WRONGTYPE: another program's hash) is that
+			// entry's problem; a broken connection is the store's.
+			cmds, _ := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range ours {
 					p.GetRange(ctx, k, 0, MaxMessageSize)
 				}
 				return nil
 			})
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
 			for i, cmd := range cmds {
 				b, err := cmd.(*redis.StringCmd).Bytes()
 				if errors.Is(err, redis.Nil) || (err == nil && len(b) == 0) {
 					continue // deleted since the scan
 				}
+				var reply redis.Error
+				if err != nil && errors.As(err, &reply) && !isConnectionError(err) {
+					found(ours[i], nil, err)
+					continue
+				}
 				if err != nil {
 					return err
 				}
-				found(ours[i], b)
+				found(ours[i], b, nil)
 			}
 		}
 		cursor = next

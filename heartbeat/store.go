@@ -279,6 +279,23 @@ func OpenStore(c StoreConfig, opts ...StoreOption) (Store, error) {
 	return OpenRedis(c.Redis, c.Patterns, append(base, opts...)...)
 }
 
+// UnreadableError is returned by List, together with the heartbeats it
+// could read, when some entries could not be read or decoded (a bad value,
+// a key of another type): those services' own problem, not the store's.
+type UnreadableError struct {
+	// Services are the services whose entries could not be read.
+	Services []string
+	// Err joins the reasons, one per entry.
+	Err   error
+	where string
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("%s: %d unreadable heartbeat(s): %v", e.where, len(e.Services), e.Err)
+}
+
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
 // ErrTooManyServices is returned by Put when the store already keeps its
 // maximum number of services (WithMaxServices) and m is of a new one.
 var ErrTooManyServices = errors.New("heartbeat store: too many services")

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -130,13 +131,26 @@ func (h *Heartbeat) judge(m heartbeat.Message, now time.Time) Result {
 }
 
 // OpenHeartbeatStore opens the store the settings name: Redis when [heartbeat]
-// redis is set, else the local store next to the state file. It does not
-// connect; an unreachable server shows on first use.
-func OpenHeartbeatStore(s *config.Settings) (heartbeat.Store, error) {
-	if s.Heartbeat.Redis != "" {
-		return heartbeat.OpenRedis(s.Heartbeat.Redis, heartbeat.Patterns{Key: s.Heartbeat.KeyPattern, Channel: s.Heartbeat.ChannelPattern})
+// redis is set (with its TLS files), else the local store next to the state
+// file; with the cap on services and the key TTL. It does not connect; an
+// unreachable server shows on first use.
+func OpenHeartbeatStore(s *config.Settings, opts ...heartbeat.StoreOption) (heartbeat.Store, error) {
+	return heartbeat.OpenStore(HeartbeatStoreConfig(s), opts...)
+}
+
+// HeartbeatStoreConfig is the store [heartbeat] names.
+func HeartbeatStoreConfig(s *config.Settings) heartbeat.StoreConfig {
+	h := s.Heartbeat
+	return heartbeat.StoreConfig{
+		Redis:       h.Redis,
+		Patterns:    heartbeat.Patterns{Key: h.KeyPattern, Channel: h.ChannelPattern},
+		LocalDir:    h.LocalDir,
+		TLSCA:       h.TLSCA,
+		TLSCert:     h.TLSCert,
+		TLSKey:      h.TLSKey,
+		MaxServices: h.MaxServices,
+		KeyTTL:      h.KeyTTL,
 	}
-	return heartbeat.OpenLocal(s.Heartbeat.LocalDir)
 }
 
 // heartbeatServiceJobs adds one job per [heartbeat] services entry, with
@@ -367,7 +381,8 @@ func (e *Env) heartbeats() *heartbeatSnapshot {
 		// Unreadable entries (a bad value) are the services' own problem:
 		// the listing goes on without them and their jobs read them alone.
 		// Anything else is the store's.
-		entriesOnly := err != nil && strings.Contains(err.Error(), "unreadable heartbeat")
+		var unreadable *heartbeat.UnreadableError
+		entriesOnly := errors.As(err, &unreadable)
 		if err != nil && (!entriesOnly || heartbeat.IsUnavailable(err) || ctx.Err() != nil) {
 			if ctx.Err() != nil && !heartbeat.IsUnavailable(err) {
 				err = fmt.Errorf("heartbeat store unreachable: no answer within %s", heartbeatStoreTimeout)
