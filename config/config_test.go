@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,27 @@ func TestLoadPythonSettings(t *testing.T) {
 	}
 }
 
+// TestExample: the example settings load as they are, with nothing that
+// looks like an inline comment or a lone '%'.
+func TestExample(t *testing.T) {
+	s, err := config.Load(filepath.Join("..", "settings.cfg.example"), noEnv)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(s.Hints) != 0 {
+		t.Errorf("Hints:\n%v", s.Hints)
+	}
+	var cmd string
+	for _, j := range s.Jobs {
+		if j.Name == "command:disk" {
+			cmd = j.Values["command"]
+		}
+	}
+	if cmd != "/usr/lib/nagios/plugins/check_disk -w 10% -c 5% -p /" {
+		t.Errorf("[command:disk] command = %q", cmd)
+	}
+}
+
 func TestBooleans(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -202,10 +224,13 @@ func TestBooleans(t *testing.T) {
 	}
 }
 
+// TestInlineComments: there are none. What follows a value is part of it,
+// as in Python's configparser; config validate hints at it, without
+// quoting a secret.
 func TestInlineComments(t *testing.T) {
 	s := mustLoad(t, `[email]
 nomail = yes
-pass = abc;def
+pass = yourpass ;word
 user = abc#def
 trashfolder = Trash ; where deleted mail goes
 [general]
@@ -213,20 +238,318 @@ servername = a # c
 logfile = /var/log/checker.log	
 [http:site]
 url = http://x/a#frag ; comment
-contains = 50%; off # sale ; ends here
+contains = 50%%; off # sale ; ends here
 `, noEnv)
 	for _, tc := range []struct{ name, got, want string }{
-		{"pass", s.Email.Pass, "abc;def"},
+		{"pass", s.Email.Pass, "yourpass ;word"},
 		{"user", s.Email.User, "abc#def"},
-		{"trashfolder", s.Email.TrashFolder, "Trash"},
-		{"servername", s.General.ServerName, "a"},
+		{"trashfolder", s.Email.TrashFolder, "Trash ; where deleted mail goes"},
+		{"servername", s.General.ServerName, "a # c"},
 		{"logfile", s.General.LogFile, "/var/log/checker.log"},
-		{"url", s.Jobs[0].Values["url"], "http://x/a#frag"},
-		{"contains", s.Jobs[0].Values["contains"], "50%; off"},
+		{"url", s.Jobs[0].Values["url"], "http://x/a#frag ; comment"},
+		{"contains", s.Jobs[0].Values["contains"], "50%; off # sale ; ends here"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
 		}
+	}
+	want := []string{
+		"3: [email] pass: inline comments are not comments",
+		"5: [email] trashfolder: inline comments are not comments: \"; where deleted mail goes\" is part of the value",
+		"7: [general] servername: inline comments are not comments: \"# c\" is part of the value",
+		"10: [http:site] url: inline comments are not comments: \"; comment\" is part of the value",
+		"11: [http:site] contains: inline comments are not comments: \"# sale ; ends here\" is part of the value",
+	}
+	if len(s.Hints) != len(want) {
+		t.Fatalf("got %d hints, want %d: %v", len(s.Hints), len(want), s.Hints)
+	}
+	for i, h := range s.Hints {
+		if !strings.Contains(describe(h), want[i]) {
+			t.Errorf("hint %d = %q, want %q", i, describe(h), want[i])
+		}
+	}
+	if strings.Contains(s.Hints[0].Msg, "word") || strings.Contains(s.Hints[0].Msg, "yourpass") {
+		t.Errorf("the hint about pass shows the password: %q", s.Hints[0].Msg)
+	}
+	if len(s.Warnings) != 0 {
+		t.Errorf("Warnings = %q: hints are not run-time warnings", s.Warnings)
+	}
+}
+
+// TestInlineCommentMakesValueInvalid: where the comment-like text makes a
+// value invalid, the problem says why.
+func TestInlineCommentMakesValueInvalid(t *testing.T) {
+	ps := loadProblems(t, "[email]\nnomail = yes  # for now\n[general]\ntimeout = 10s ; per job\n")
+	if len(ps) != 2 {
+		t.Fatalf("problems = %v, want 2", ps)
+	}
+	for i, want := range []string{
+		`2: [email] nomail: "yes  # for now" is not a boolean (use yes/no, true/false, on/off or 1/0) (inline comments are not comments: "# for now" is part of the value`,
+		`4: [general] timeout: "10s ; per job" is not a duration (examples: 10s, 1m30s, 2h, 7d) (inline comments are not comments: "; per job" is part of the value`,
+	} {
+		if !strings.Contains(describe(ps[i]), want) {
+			t.Errorf("problem %d = %q, want %q", i, describe(ps[i]), want)
+		}
+	}
+}
+
+func TestInlineCommentHint(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hour", ""},
+		{"http://x/a#frag", ""},
+		{"50%;off", ""},
+		{"hour  # reminder", ` (inline comments are not comments: "# reminder" is part of the value; put comments on a line of their own)`},
+		{"hour\t; reminder", ` (inline comments are not comments: "; reminder" is part of the value; put comments on a line of their own)`},
+		{"# all of it", ` (inline comments are not comments: "# all of it" is part of the value; put comments on a line of their own)`},
+		{"a#b c ;d\nnext line", ` (inline comments are not comments: ";d" is part of the value; put comments on a line of their own)`},
+		{"x\u00a0#y", ` (inline comments are not comments: "#y" is part of the value; put comments on a line of their own)`},
+	} {
+		if got := config.InlineCommentHint(tc.in); got != tc.want {
+			t.Errorf("InlineCommentHint(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestPythonSettingsProblems are the ways a settings file written for the
+// earlier Python tool went wrong before the reader followed configparser.
+func TestPythonSettingsProblems(t *testing.T) {
+	s := mustLoad(t, `[general]
+alertcontact = a@example.com,
+    # b@example.com is on holiday
+    c@example.com
+[email]
+nomail = yes
+pass = 100%%sure
+[tcp:dns]
+targets = ns1.example.com:53,
+
+    ns2.example.com:53
+; between the sections
+[http:site]
+url = https://example.com/a%%20b
+`, noEnv)
+	if want := []string{"a@example.com", "c@example.com"}; !reflect.DeepEqual(s.General.AlertContact, want) {
+		t.Errorf("AlertContact = %q, want %q", s.General.AlertContact, want)
+	}
+	if s.Email.Pass != "100%sure" {
+		t.Errorf("Pass = %q, want 100%%sure", s.Email.Pass)
+	}
+	if got, want := config.SplitList(s.Jobs[0].Values["targets"]), []string{"ns1.example.com:53", "ns2.example.com:53"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("targets = %q, want %q", got, want)
+	}
+	if got := s.Jobs[1].Values["url"]; got != "https://example.com/a%20b" {
+		t.Errorf("url = %q", got)
+	}
+	if len(s.Hints) != 0 {
+		t.Errorf("Hints = %v, want none", s.Hints)
+	}
+}
+
+func TestInterpolation(t *testing.T) {
+	s := mustLoad(t, `[DEFAULT]
+domain = example.com
+[general]
+servername = mon.%(domain)s
+alertcontact = ops@%(Domain)s, %(servername)s-admin@%(domain)s
+[email]
+nomail = yes
+user = checker@%(domain)s
+pass = 50%% off
+[peers]
+friend = http://friend.%(domain)s:5000/,admin@%(domain)s
+`, noEnv)
+	if s.General.ServerName != "mon.example.com" {
+		t.Errorf("ServerName = %q", s.General.ServerName)
+	}
+	if want := []string{"ops@example.com", "mon.example.com-admin@example.com"}; !reflect.DeepEqual(s.General.AlertContact, want) {
+		t.Errorf("AlertContact = %q, want %q", s.General.AlertContact, want)
+	}
+	if s.Email.User != "checker@example.com" || s.Email.Pass != "50% off" {
+		t.Errorf("User, Pass = %q, %q", s.Email.User, s.Email.Pass)
+	}
+	want := []config.Peer{{Name: "friend", URL: "http://friend.example.com:5000/", Admin: "admin@example.com"}}
+	if !reflect.DeepEqual(s.Peers, want) {
+		t.Errorf("Peers = %+v, want %+v: [DEFAULT] keys are no peers", s.Peers, want)
+	}
+
+	t.Run("lone percent", func(t *testing.T) {
+		s := mustLoad(t, "[email]\nnomail = yes\npass = 50%off\n[tcp:x]\ntarget = a:1\nnotify_to = a%b@example.com\n", noEnv)
+		if s.Email.Pass != "50%off" || s.Jobs[0].Values["notify_to"] != "a%b@example.com" {
+			t.Errorf("Pass, notify_to = %q, %q; want them as written", s.Email.Pass, s.Jobs[0].Values["notify_to"])
+		}
+		if len(s.Hints) != 2 || s.Hints[0].Line != 3 || s.Hints[0].Key != "pass" || s.Hints[1].Line != 6 ||
+			!strings.Contains(s.Hints[0].Msg, "write %% for a literal %") || strings.Contains(s.Hints[0].Msg, "50") {
+			t.Errorf("Hints = %v, want one for pass (not showing it) and one for notify_to", s.Hints)
+		}
+	})
+
+	t.Run("missing key", func(t *testing.T) {
+		ps := loadProblems(t, "[email]\nnomail = yes\nuser = me@%(domain)s\n")
+		if len(ps) != 1 || ps[0].Line != 3 || ps[0].Key != "user" || !strings.Contains(ps[0].Msg, `%(domain)s refers to "domain", which is not set in [email] or [DEFAULT]`) {
+			t.Errorf("problems = %v", ps)
+		}
+	})
+
+	t.Run("loop", func(t *testing.T) {
+		ps := loadProblems(t, "[email]\nnomail = yes\nuser = %(pass)s\npass = %(user)s\n")
+		if len(ps) != 2 || !strings.Contains(ps[0].Msg, "nest deeper than 10 levels") || ps[0].Key != "user" || ps[1].Key != "pass" {
+			t.Errorf("problems = %v", ps)
+		}
+		if strings.Contains(ps.Error(), "%(user)s") {
+			t.Errorf("a problem about pass shows its value: %v", ps)
+		}
+	})
+
+	t.Run("references that multiply", func(t *testing.T) {
+		// Twenty references to a value with twenty references, ten levels
+		// deep: 20^10 steps unless bounded. Loading must stop early.
+		var b strings.Builder
+		b.WriteString("[email]\nnomail = yes\n[tcp:x]\ntarget = a:1\nv0 = x\n")
+		for i := 1; i <= 9; i++ {
+			fmt.Fprintf(&b, "v%d = %s\n", i, strings.Repeat(fmt.Sprintf("%%(v%d)s", i-1), 20))
+		}
+		s, err := config.Load(writeConfig(t, b.String()), noEnv)
+		var ps config.Problems
+		if !errors.As(err, &ps) || s == nil {
+			t.Fatalf("Load = %v", err)
+		}
+		found := false
+		for _, p := range ps {
+			found = found || strings.Contains(p.Msg, "too many steps") || strings.Contains(p.Msg, "grows beyond")
+		}
+		if !found {
+			t.Errorf("problems = %v, want one about the references", ps)
+		}
+	})
+}
+
+// TestDefaultSection: [DEFAULT] values are fallbacks visible in every
+// section, never unknown keys of one, and no entries of [peers].
+func TestDefaultSection(t *testing.T) {
+	s := mustLoad(t, `[DEFAULT]
+notify = hour
+timeout = 5s
+host = example.com
+[general]
+alertcontact = ops@%(host)s
+[email]
+nomail = yes
+[heartbeat]
+services = web
+[peers]
+[tcp:a]
+target = %(host)s:53
+[tcp:b]
+target = b:53
+timeout = 2s
+`, noEnv)
+	if s.General.Timeout != 5*time.Second {
+		t.Errorf("[general] timeout = %v, want 5s from [DEFAULT]", s.General.Timeout)
+	}
+	if len(s.Peers) != 0 {
+		t.Errorf("Peers = %v, want none", s.Peers)
+	}
+	a, b := s.Jobs[0], s.Jobs[1]
+	if !reflect.DeepEqual(a.Keys(), []string{"target"}) {
+		t.Errorf("Keys() = %q, want only the section's own", a.Keys())
+	}
+	wantA := map[string]string{"target": "example.com:53", "notify": "hour", "timeout": "5s", "host": "example.com"}
+	if !reflect.DeepEqual(a.Values, wantA) {
+		t.Errorf("[tcp:a] Values = %q, want %q", a.Values, wantA)
+	}
+	if a.KeyLines["notify"] != 2 || a.KeyLines["target"] != 13 || !a.Has("timeout") {
+		t.Errorf("[tcp:a] KeyLines = %v", a.KeyLines)
+	}
+	if b.Values["timeout"] != "2s" || b.KeyLines["timeout"] != 16 {
+		t.Errorf("[tcp:b] timeout = %q at line %d; its own value wins", b.Values["timeout"], b.KeyLines["timeout"])
+	}
+	if h := s.Heartbeat.Section; h.Values["notify"] != "hour" || h.Has("host") {
+		t.Errorf("[heartbeat] Values = %q: want the [DEFAULT] keys it knows", h.Values)
+	}
+
+	t.Run("bad value", func(t *testing.T) {
+		ps := loadProblems(t, "[DEFAULT]\ntimeout = soon\n[general]\n[email]\nnomail = yes\n")
+		if len(ps) != 1 || ps[0].Line != 2 || ps[0].Section != "general" || ps[0].Key != "timeout" {
+			t.Errorf("problems = %v, want one at line 2 for [general] timeout", ps)
+		}
+	})
+	t.Run("absent section", func(t *testing.T) {
+		// Python has no [general] to read timeout from: nothing to check.
+		s := mustLoad(t, "[DEFAULT]\ntimeout = soon\n[email]\nnomail = yes\n", noEnv)
+		if s.General.Timeout != config.DefaultTimeout {
+			t.Errorf("Timeout = %v", s.General.Timeout)
+		}
+	})
+}
+
+func TestSectionNamesAreCaseSensitive(t *testing.T) {
+	ps := loadProblems(t, "[Email]\nnomail = yes\n[default]\nx = 1\n")
+	var got []string
+	for _, p := range ps {
+		got = append(got, describe(p))
+	}
+	for _, want := range []string{
+		"1: [Email] unknown section: section names are case-sensitive, did you mean [email]?",
+		"3: [default] unknown section: the section of fallbacks for every section is [DEFAULT], in capitals",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("problems %q lack %q", got, want)
+		}
+	}
+}
+
+func TestEncoding(t *testing.T) {
+	t.Run("latin-1", func(t *testing.T) {
+		ps := loadProblems(t, "[email]\nnomail = yes\n[general]\nservername = caf\xe9\n")
+		if len(ps) != 1 || ps[0].Line != 4 || ps[0].Section != "general" ||
+			!strings.Contains(ps[0].Msg, "not valid UTF-8: byte 0xE9 at column 17") || !strings.Contains(ps[0].Msg, "iconv -f latin1") {
+			t.Errorf("problems = %v", ps)
+		}
+	})
+	t.Run("binary file", func(t *testing.T) {
+		data := strings.Repeat("\xff\xfe\x00garbage\n", 1000)
+		ps := loadProblems(t, data)
+		utf8Problems := 0
+		for _, p := range ps {
+			if strings.Contains(p.Msg, "UTF-8") {
+				utf8Problems++
+			}
+		}
+		// Five lines named, then one line for the rest; plus the text
+		// outside any section and the missing mail settings.
+		if utf8Problems != 6 || len(ps) > 9 || !strings.Contains(ps.Error(), "995 more lines are not valid UTF-8") {
+			t.Errorf("%d problems:\n%v", len(ps), ps)
+		}
+	})
+	t.Run("byte order mark", func(t *testing.T) {
+		s := mustLoad(t, "\ufeff[general]\nservername = box\n[email]\nnomail = yes\n", noEnv)
+		if s.General.ServerName != "box" {
+			t.Errorf("ServerName = %q", s.General.ServerName)
+		}
+	})
+}
+
+func TestHugeLine(t *testing.T) {
+	long := strings.Repeat("x", 3<<20)
+	s := mustLoad(t, "[email]\nnomail = yes\n[http:big]\nurl = http://127.0.0.1/\ncontains = "+long+"\n", noEnv)
+	if got := s.Jobs[0].Values["contains"]; got != long {
+		t.Errorf("contains has %d bytes, want %d", len(got), len(long))
+	}
+	ps := loadProblems(t, "[email]\nnomail = yes\n"+long+"\n")
+	if len(ps) != 1 || ps[0].Line != 3 || len(ps[0].Msg) > 200 {
+		t.Errorf("problem about a huge bad line: %.300v", ps)
+	}
+}
+
+func TestFileTooLarge(t *testing.T) {
+	path := writeConfig(t, "[email]\nnomail = yes\n")
+	// A sparse file: no disk space, no time.
+	if err := os.Truncate(path, 65<<20); err != nil {
+		t.Fatal(err)
+	}
+	s, err := config.Load(path, noEnv)
+	if s != nil || err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load = %v, %v; want an error naming the file and its size", s, err)
 	}
 }
 
@@ -294,7 +617,9 @@ func TestPasswordSources(t *testing.T) {
 		warn bool
 	}{
 		{0o644, mail + "pass = secret\n", true},
-		{0o640, mail + "pass = secret\n", true},
+		{0o604, mail + "pass = secret\n", true},
+		// root:checker 0640 is how a service user reads the file.
+		{0o640, mail + "pass = secret\n", false},
 		{0o600, mail + "pass = secret\n", false},
 		{0o644, mail, false}, // no password in the file: nothing to hide
 	} {
@@ -574,7 +899,8 @@ targets = ns1.example.com:53, ns2.example.com:53
 Every = minute
 
 [HTTP:Web.Example.com]
-url = http://web.example.com/health#ok ; the health page
+# the health page
+url = http://web.example.com/health#ok
 contains = "ok"
 notify = 30m
 
@@ -594,10 +920,10 @@ command = /usr/lib/nagios/plugins/check_file_age -w 90000 -c 180000 /backups/las
 			map[string]int{"targets": 5, "every": 6}},
 		{"HTTP:Web.Example.com", 8, []string{"url", "contains", "notify"},
 			map[string]string{"url": "http://web.example.com/health#ok", "contains": `"ok"`, "notify": "30m"},
-			map[string]int{"url": 9, "contains": 10, "notify": 11}},
-		{"command:backup", 13, []string{"command"},
+			map[string]int{"url": 10, "contains": 11, "notify": 12}},
+		{"command:backup", 14, []string{"command"},
 			map[string]string{"command": "/usr/lib/nagios/plugins/check_file_age -w 90000 -c 180000 /backups/last"},
-			map[string]int{"command": 14}},
+			map[string]int{"command": 15}},
 	}
 	if len(s.Jobs) != len(want) {
 		t.Fatalf("got %d jobs, want %d: %+v", len(s.Jobs), len(want), s.Jobs)
