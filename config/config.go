@@ -90,24 +90,96 @@ func (ps Problems) Error() string {
 
 // Section is a job section ([TYPE:NAME]), [maintenance:NAME] or
 // [heartbeat] as Python's configparser reads it: the name as written, and
-// the values keyed by lower-case key, interpolated. Values also holds what
-// the section takes from [DEFAULT] (its fallbacks), with the line of the
-// [DEFAULT] key in KeyLines; Keys lists only the section's own keys, so
-// that a [DEFAULT] key is never an unknown key of the section.
+// the values by lower-case key, interpolated. A section also holds what it
+// takes from [DEFAULT] (its fallbacks), located at the [DEFAULT] key's
+// line; Keys lists only the section's own keys, so that a [DEFAULT] key is
+// never an unknown key of the section.
+//
+// Read it with Lookup, Get, Has and KeyLine: they cost no allocation,
+// where a map per section costs 100,000 of them for 100,000 jobs.
 type Section struct {
-	Name     string
-	Line     int
+	Name string
+	Line int
+	// Values and KeyLines hold the same as Lookup and KeyLine, as maps.
+	//
+	// Deprecated: use Lookup, Get, Has and KeyLine. Values and KeyLines
+	// are filled only while code still reads them; a Section built as a
+	// literal with Values and KeyLines works with the methods too.
 	Values   map[string]string
 	KeyLines map[string]int
 	keys     []string
+	kv       []keyValue // own keys first, in file order, then [DEFAULT]'s
+}
+
+// keyValue is one value of a section, with the line it is set on.
+type keyValue struct {
+	key, value string
+	line       int
+}
+
+// NewSection makes a Section from key = value pairs, all set on the
+// section's line (tests build jobs from it).
+func NewSection(name string, line int, keyValues ...string) Section {
+	s := Section{Name: name, Line: line}
+	for i := 0; i+1 < len(keyValues); i += 2 {
+		k := strings.ToLower(keyValues[i])
+		s.keys = append(s.keys, k)
+		s.kv = append(s.kv, keyValue{key: k, value: keyValues[i+1], line: line})
+	}
+	return s
 }
 
 // Keys returns the section's own keys in file order (without those it
 // takes from [DEFAULT]).
-func (s Section) Keys() []string { return s.keys }
+func (s Section) Keys() []string {
+	if s.keys == nil && s.kv == nil && s.Values != nil {
+		keys := make([]string, 0, len(s.Values))
+		for k := range s.Values {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return keys
+	}
+	return s.keys
+}
+
+// Lookup returns the value of key (lower-case) and whether it is set, in
+// the section or in [DEFAULT].
+func (s Section) Lookup(key string) (string, bool) {
+	if s.kv == nil && s.Values != nil {
+		v, ok := s.Values[key]
+		return v, ok
+	}
+	for i := range s.kv {
+		if s.kv[i].key == key {
+			return s.kv[i].value, true
+		}
+	}
+	return "", false
+}
+
+// Get returns the value of key, "" when it is not set.
+func (s Section) Get(key string) string { v, _ := s.Lookup(key); return v }
 
 // Has reports whether the key is set, in the section or in [DEFAULT].
-func (s Section) Has(key string) bool { _, ok := s.Values[key]; return ok }
+func (s Section) Has(key string) bool { _, ok := s.Lookup(key); return ok }
+
+// KeyLine returns the line key is set on, or the section's line when it is
+// not set: where a problem with the key is to be reported.
+func (s Section) KeyLine(key string) int {
+	if s.kv == nil && s.KeyLines != nil {
+		if l, ok := s.KeyLines[key]; ok {
+			return l
+		}
+		return s.Line
+	}
+	for i := range s.kv {
+		if s.kv[i].key == key {
+			return s.kv[i].line
+		}
+	}
+	return s.Line
+}
 
 // General is [general].
 type General struct {

@@ -1123,3 +1123,48 @@ func TestNoMailOption(t *testing.T) {
 		t.Errorf("LoadWith(NoMail) = %v, want the concurrency problem", err)
 	}
 }
+
+func TestSectionAccessors(t *testing.T) {
+	s := mustLoad(t, "[DEFAULT]\nnotify = hour\n[email]\nnomail = yes\n[tcp:a]\nTarget = a:53\nevery = day\n", noEnv)
+	loaded := s.Jobs[0]
+	literal := config.Section{Name: "tcp:a", Line: 5,
+		Values:   map[string]string{"target": "a:53", "every": "day", "notify": "hour"},
+		KeyLines: map[string]int{"target": 6, "every": 7, "notify": 2}}
+	for name, sec := range map[string]config.Section{"loaded": loaded, "literal": literal} {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range []struct {
+				key, value string
+				set        bool
+				line       int
+			}{
+				{"target", "a:53", true, 6},
+				{"every", "day", true, 7},
+				{"notify", "hour", true, 2},
+				{"timeout", "", false, 5},
+			} {
+				v, ok := sec.Lookup(tc.key)
+				if v != tc.value || ok != tc.set || sec.Get(tc.key) != tc.value || sec.Has(tc.key) != tc.set || sec.KeyLine(tc.key) != tc.line {
+					t.Errorf("%s: Lookup = %q, %v; Get = %q; Has = %v; KeyLine = %d; want %q, %v, line %d",
+						tc.key, v, ok, sec.Get(tc.key), sec.Has(tc.key), sec.KeyLine(tc.key), tc.value, tc.set, tc.line)
+				}
+			}
+		})
+	}
+	if !reflect.DeepEqual(loaded.Keys(), []string{"target", "every"}) {
+		t.Errorf("Keys() = %q", loaded.Keys())
+	}
+	if !reflect.DeepEqual(literal.Keys(), []string{"every", "notify", "target"}) {
+		t.Errorf("Keys() of a literal = %q, want its keys sorted", literal.Keys())
+	}
+	n := config.NewSection("http:x", 3, "URL", "http://127.0.0.1/", "every", "hour")
+	if n.Get("url") != "http://127.0.0.1/" || n.KeyLine("every") != 3 || n.Has("timeout") || !reflect.DeepEqual(n.Keys(), []string{"url", "every"}) {
+		t.Errorf("NewSection = %+v", n)
+	}
+	// Sections share backing arrays: appending to one section's keys must
+	// not change the next one's.
+	two := mustLoad(t, "[email]\nnomail = yes\n[tcp:a]\ntarget = a:53\n[tcp:b]\ntarget = b:53\n", noEnv)
+	_ = append(two.Jobs[0].Keys(), "every")
+	if got := two.Jobs[1].Keys(); !reflect.DeepEqual(got, []string{"target"}) || two.Jobs[1].Get("target") != "b:53" {
+		t.Errorf("[tcp:b] Keys() = %q after appending to [tcp:a]'s", got)
+	}
+}

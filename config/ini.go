@@ -217,7 +217,7 @@ func readINI(data []byte) *iniFile {
 		if skipping {
 			continue // the broken header's problem covers its lines
 		}
-		i := strings.IndexAny(value, "=:")
+		i := indexDelimiter(value)
 		if cur == none {
 			if orphanProb >= 0 {
 				orphans++
@@ -327,6 +327,16 @@ func addIndex(index *map[string]int, opts []iniOption, first, n int) {
 		return
 	}
 	(*index)[opts[n-1].key] = n - 1
+}
+
+// indexDelimiter returns the index of the first '=' or ':' in s, or -1.
+func indexDelimiter(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '=' || s[i] == ':' {
+			return i
+		}
+	}
+	return -1
 }
 
 // sectionHeader matches configparser's SECTCRE, r"\[(?P<header>.+)\]",

@@ -36,7 +36,11 @@ func pyView(data []byte) (map[string]map[string]string, Problems, Problems) {
 		if sec.ignored {
 			continue
 		}
-		view[sec.name] = l.section(sec, nil, nil).Values
+		m := map[string]string{}
+		for _, kv := range l.section(sec, nil).kv {
+			m[kv.key] = kv.value
+		}
+		view[sec.name] = m
 	}
 	for _, ip := range l.inherited {
 		if ip.more > 0 {

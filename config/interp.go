@@ -140,16 +140,10 @@ const loneHint = "a '%' that is not %% or %(key)s is kept as written; write %% f
 // starts it or follows whitespace (what looks like an inline comment), or
 // -1.
 func commentLike(value string) int {
-	for i := 0; i < len(value); {
-		j := strings.IndexAny(value[i:], "#;")
-		if j < 0 {
-			return -1
-		}
-		j += i
-		if j == 0 || pyRTrim(value[:j]) != value[:j] {
+	for j := 0; j < len(value); j++ {
+		if c := value[j]; (c == '#' || c == ';') && (j == 0 || len(pyRTrim(value[:j])) != j) {
 			return j
 		}
-		i = j + 1
 	}
 	return -1
 }

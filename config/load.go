@@ -107,8 +107,11 @@ type loader struct {
 	// fixed are the fixed sections found, by name; values holds what each
 	// fixed section with a key list reads (own keys and [DEFAULT]
 	// fallbacks), also given to v.
-	fixed    map[string]*iniSection
-	values   map[string]Section
+	fixed  map[string]*iniSection
+	values map[string]Section
+	// keys and kvs back the key lists and values of every Section.
+	keys     []string
+	kvs      []keyValue
 	v        *viper.Viper
 	problems Problems
 	hints    Problems
@@ -126,10 +129,7 @@ type inheritedProblem struct {
 func (l *loader) problem(sec, key string, format string, args ...any) {
 	line := 0
 	if fs, ok := l.values[sec]; ok {
-		line = fs.Line
-		if kl, ok := fs.KeyLines[key]; ok {
-			line = kl
-		}
+		line = fs.KeyLine(key)
 	} else if is := l.fixed[sec]; is != nil {
 		line = is.line
 	}
@@ -164,9 +164,8 @@ func (l *loader) load(data []byte) *Settings {
 	}
 	s.Jobs = make([]Section, 0, jobs)
 	s.Maintenance = make([]Section, 0, maint)
-	// One backing array for the keys of every job section: 100,000
-	// sections should not mean 100,000 small allocations.
-	keys := make([]string, 0, len(l.ini.opts))
+	l.keys = make([]string, 0, len(l.ini.opts))
+	l.kvs = make([]keyValue, 0, len(l.ini.opts)+len(l.ini.defaults)*len(l.ini.sections))
 	for i := range l.ini.sections {
 		sec := &l.ini.sections[i]
 		if sec.ignored {
@@ -184,9 +183,9 @@ func (l *loader) load(data []byte) *Settings {
 				}
 			}
 		case strings.HasPrefix(lname, "maintenance:"):
-			s.Maintenance = append(s.Maintenance, l.section(sec, nil, &keys))
+			s.Maintenance = append(s.Maintenance, l.section(sec, nil))
 		case strings.Contains(sec.name, ":"):
-			s.Jobs = append(s.Jobs, l.section(sec, nil, &keys))
+			s.Jobs = append(s.Jobs, l.section(sec, nil))
 		default:
 			msg := "unknown section (expected general, email, serve, heartbeat, peers, channels, maintenance:NAME or TYPE:NAME for a job)"
 			if _, ok := fixedKeys(lname); ok {
@@ -234,11 +233,11 @@ func (l *loader) readFixed() {
 			continue
 		}
 		allowed, _ := fixedKeys(name)
-		fs := l.section(sec, func(k string) bool { return contains(allowed, k) }, nil)
+		fs := l.section(sec, func(k string) bool { return contains(allowed, k) })
 		l.values[name] = fs
-		m := make(map[string]any, len(fs.Values))
-		for k, v := range fs.Values {
-			m[k] = v
+		m := make(map[string]any, len(fs.kv))
+		for _, kv := range fs.kv {
+			m[kv.key] = kv.value
 		}
 		cfg[name] = m
 	}
@@ -251,38 +250,30 @@ func (l *loader) readFixed() {
 // section reads sec as Python's configparser does: its own options, then
 // the [DEFAULT] options it does not set itself (all of them when inherit is
 // nil, as Python's items(section) gives them; else those inherit accepts),
-// each interpolated. keys, when not nil, is a shared backing array for the
-// section's key list.
-func (l *loader) section(sec *iniSection, inherit func(string) bool, keys *[]string) Section {
+// each interpolated. The keys and values of every section share two
+// backing arrays: 100,000 sections should not mean 100,000 allocations.
+func (l *loader) section(sec *iniSection, inherit func(string) bool) Section {
 	own := l.ini.opts[sec.first:sec.end]
-	defs := l.ini.defaults
-	n := len(own)
-	if len(defs) > 0 {
-		n += len(defs)
-	}
-	out := Section{Name: sec.name, Line: sec.line, Values: make(map[string]string, n), KeyLines: make(map[string]int, n)}
-	if keys != nil {
-		start := len(*keys)
-		for _, o := range own {
-			*keys = append(*keys, o.key)
-		}
-		out.keys = (*keys)[start:len(*keys):len(*keys)]
-	} else {
-		out.keys = make([]string, len(own))
-		for i, o := range own {
-			out.keys[i] = o.key
-		}
-	}
+	out := Section{Name: sec.name, Line: sec.line}
+	start, kstart := len(l.kvs), len(l.keys)
 	for _, o := range own {
-		out.Values[o.key] = l.interpolate(sec, o, false)
-		out.KeyLines[o.key] = o.line
+		l.kvs = append(l.kvs, keyValue{key: o.key, value: l.interpolate(sec, o, false), line: o.line})
+		l.keys = append(l.keys, o.key)
 	}
-	for _, d := range defs {
-		if _, set := out.KeyLines[d.key]; set || (inherit != nil && !inherit(d.key)) {
+	for _, d := range l.ini.defaults {
+		if findKey(l.ini.opts[:sec.end], sec.first, sec.keyIndex, d.key) >= 0 || (inherit != nil && !inherit(d.key)) {
 			continue
 		}
-		out.Values[d.key] = l.interpolate(sec, d, true)
-		out.KeyLines[d.key] = d.line
+		l.kvs = append(l.kvs, keyValue{key: d.key, value: l.interpolate(sec, d, true), line: d.line})
+	}
+	out.kv = l.kvs[start:len(l.kvs):len(l.kvs)]
+	out.keys = l.keys[kstart:len(l.keys):len(l.keys)]
+
+	// The deprecated maps, for code that still reads them: they are most
+	// of what loading 100,000 sections costs (see BenchmarkLoad100000).
+	out.Values, out.KeyLines = make(map[string]string, len(out.kv)), make(map[string]int, len(out.kv))
+	for _, kv := range out.kv {
+		out.Values[kv.key], out.KeyLines[kv.key] = kv.value, kv.line
 	}
 	return out
 }
@@ -362,8 +353,7 @@ func (l *loader) get(section, key string) string {
 // isSet reports whether a fixed section's key is set, in the section or in
 // [DEFAULT].
 func (l *loader) isSet(section, key string) bool {
-	_, ok := l.values[section].KeyLines[key]
-	return ok
+	return l.values[section].Has(key)
 }
 
 func (l *loader) str(section, key, def string) string {
@@ -584,7 +574,7 @@ func (l *loader) heartbeat(s *Settings) {
 	if fs, ok := l.values["heartbeat"]; ok {
 		h.Section = fs
 	} else {
-		h.Section = Section{Name: "heartbeat", Values: map[string]string{}, KeyLines: map[string]int{}}
+		h.Section = Section{Name: "heartbeat", Values: map[string]string{}, KeyLines: map[string]int{}, kv: []keyValue{}}
 	}
 }
 
@@ -598,10 +588,10 @@ func (l *loader) peers(s *Settings) {
 	if sec == nil {
 		return
 	}
-	own := l.section(sec, noDefaults, nil)
+	own := l.section(sec, noDefaults)
 	for _, name := range own.Keys() {
-		val := own.Values[name]
-		line := own.KeyLines[name]
+		val := own.Get(name)
+		line := own.KeyLine(name)
 		url, admin, ok := strings.Cut(val, ",")
 		url, admin = strings.TrimSpace(url), strings.TrimSpace(admin)
 		switch {
@@ -625,11 +615,11 @@ func (l *loader) channels(s *Settings) {
 	if sec == nil {
 		return
 	}
-	own := l.section(sec, noDefaults, nil)
+	own := l.section(sec, noDefaults)
 	for _, name := range own.Keys() {
-		url := own.Values[name]
+		url := own.Get(name)
 		if url == "" {
-			l.problemAt(own.KeyLines[name], "channels", name, "missing: want NAME = URL")
+			l.problemAt(own.KeyLine(name), "channels", name, "missing: want NAME = URL")
 			continue
 		}
 		s.Channels = append(s.Channels, Channel{Name: name, URL: url})
