@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -994,17 +995,20 @@ func TestBOM(t *testing.T) {
 }
 
 // FuzzLoad feeds arbitrary bytes to Load as a settings file. Load must not
-// panic, must return the settings it could read, and every problem must
-// say what is wrong.
+// panic, must return the settings it could read, every problem and hint
+// must say what and where, and a value it reads must not gain a U+FFFD that
+// was not in the file (bad bytes are reported, never replaced silently).
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(pythonSettings))
 	f.Add([]byte("[email]\nnomail = yes\n[tcp:dns]\ntarget = a:53\n"))
-	for _, file := range mustGlob(f, "testdata/invalid-*.cfg") {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
+	for _, pattern := range []string{"testdata/invalid-*.cfg", "testdata/python/*.cfg"} {
+		for _, file := range mustGlob(f, pattern) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
 		}
-		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "settings.cfg")
@@ -1014,6 +1018,20 @@ func FuzzLoad(f *testing.F) {
 		s, err := config.Load(path, noEnv)
 		if s == nil {
 			t.Fatalf("Load returned no settings (error %v)", err)
+		}
+		for _, h := range s.Hints {
+			if h.Msg == "" || h.File != path || h.Line <= 0 {
+				t.Errorf("hint without message, file or line: %+v", h)
+			}
+		}
+		if !bytes.Contains(data, []byte("\uFFFD")) && !bytes.Contains(data, []byte("\xef\xbf\xbd")) {
+			for _, j := range s.Jobs {
+				for _, k := range j.Keys() {
+					if strings.ContainsRune(j.Get(k), '\uFFFD') {
+						t.Errorf("[%s] %s = %q: U+FFFD not in the file", j.Name, k, j.Get(k))
+					}
+				}
+			}
 		}
 		if err == nil {
 			return
