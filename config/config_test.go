@@ -416,10 +416,25 @@ friend = http://friend.%(domain)s:5000/,admin@%(domain)s
 		}
 		found := false
 		for _, p := range ps {
-			found = found || strings.Contains(p.Msg, "too many steps") || strings.Contains(p.Msg, "grows beyond")
+			found = found || strings.Contains(p.Msg, "too much work") || strings.Contains(p.Msg, "grows by more than")
 		}
 		if !found {
 			t.Errorf("problems = %v, want one about the references", ps)
+		}
+	})
+
+	t.Run("huge value taken in everywhere", func(t *testing.T) {
+		// 2 MiB copied into each of 300 sections is 600 MiB of work:
+		// loading stops at the budget with one problem.
+		var b strings.Builder
+		b.WriteString("[DEFAULT]\nbig = " + strings.Repeat("x", 2<<20) + "%%\n[email]\nnomail = yes\n")
+		for i := range 300 {
+			fmt.Fprintf(&b, "[tcp:j%d]\ntarget = a:1\n", i)
+		}
+		ps := loadProblems(t, b.String())
+		if len(ps) != 1 || ps[0].Line != 2 || ps[0].Key != "big" || !strings.Contains(ps[0].Msg, "too much work") ||
+			!strings.Contains(ps[0].Msg, "(the value comes from [DEFAULT]) (the same in") {
+			t.Errorf("problems = %.500v", ps)
 		}
 	})
 }
@@ -1184,5 +1199,20 @@ func TestSectionAccessors(t *testing.T) {
 	_ = append(two.Jobs[0].Keys(), "every")
 	if got := two.Jobs[1].Keys(); !reflect.DeepEqual(got, []string{"target"}) || two.Jobs[1].Get("target") != "b:53" {
 		t.Errorf("[tcp:b] Keys() = %q after appending to [tcp:a]'s", got)
+	}
+}
+
+func TestDefaultHintOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[DEFAULT]\nlabel = 50% off\n[email]\nnomail = yes\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "[tcp:j%d]\ntarget = a:1\nnote = %d%%\n", i, i)
+	}
+	s := mustLoad(t, b.String(), noEnv)
+	if len(s.Hints) != 1001 || s.Hints[0].Section != "DEFAULT" || s.Hints[0].Line != 2 {
+		t.Errorf("%d hints, first %v; want one for [DEFAULT] label and one per note", len(s.Hints), s.Hints[0])
+	}
+	if s.Jobs[999].Get("label") != "50% off" || s.Jobs[999].Get("note") != "999%" {
+		t.Errorf("values = %q, %q", s.Jobs[999].Get("label"), s.Jobs[999].Get("note"))
 	}
 }

@@ -15,7 +15,7 @@ import (
 // interpolated; "DEFAULT" for [DEFAULT] itself), with the problems and
 // hints found. Duplicate sections are left out.
 func pyView(data []byte) (map[string]map[string]string, Problems, Problems) {
-	l := &loader{file: "settings.cfg", ip: interpolator{budget: interpolationBudget}}
+	l := &loader{file: "settings.cfg", ip: newInterpolator()}
 	l.ini = readINI(data)
 	for _, p := range l.ini.problems {
 		l.problems = append(l.problems, Problem{File: l.file, Line: p.line, Section: p.section, Key: p.key, Msg: p.msg})

@@ -17,14 +17,17 @@ import (
 // maxInterpolationDepth is configparser's MAX_INTERPOLATION_DEPTH.
 const maxInterpolationDepth = 10
 
-// maxInterpolated bounds one interpolated value, and interpolationBudget the
-// references resolved while reading one file: references that multiply at
-// every level (a value with ten references to a value with ten references,
-// ten levels deep) would otherwise take forever or fill memory, as they do
-// in Python.
+// Interpolation is bounded, where Python's is not: references that
+// multiply at every level (a value with ten references to a value with ten
+// references, ten levels deep), or a huge [DEFAULT] value taken into every
+// one of 100,000 sections, would otherwise take forever or fill memory.
+// maxInterpolated is how much a value may grow when its references are put
+// in; interpolationRefs and interpolationBytes bound the references
+// resolved and the bytes written while reading one file.
 const (
-	maxInterpolated     = 1 << 20
-	interpolationBudget = 1 << 22
+	maxInterpolated    = 1 << 20
+	interpolationRefs  = 1 << 22
+	interpolationBytes = 256 << 20
 )
 
 // interpError is an interpolation failure with a fixed message; a constant,
@@ -35,8 +38,8 @@ func (e interpError) Error() string { return string(e) }
 
 const (
 	errDepth interpError = "references nest deeper than 10 levels: does a key refer to itself, directly or through others?"
-	errSize  interpError = "the value grows beyond 1 MiB when its references are put in"
-	errSteps interpError = "putting in references takes too many steps: references that multiply at every level?"
+	errSize  interpError = "the value grows by more than 1 MiB when its references are put in"
+	errSteps interpError = "putting in references takes too much work: references that multiply at every level, or a huge value taken in everywhere?"
 )
 
 // missingKeyError is a reference to a key that neither the section nor
@@ -53,7 +56,12 @@ func (e *missingKeyError) Error() string {
 
 // interpolator expands values, sharing one budget over a whole file.
 type interpolator struct {
-	budget int
+	refs, bytes int // left for the file
+	limit       int // the size the value being expanded may reach
+}
+
+func newInterpolator() interpolator {
+	return interpolator{refs: interpolationRefs, bytes: interpolationBytes}
 }
 
 // expand interpolates raw in a section whose values lookup returns (raw,
@@ -64,12 +72,25 @@ func (ip *interpolator) expand(section, raw string, lookup func(string) (string,
 		return raw, false, nil
 	}
 	var b strings.Builder
+	ip.limit = len(raw) + maxInterpolated
 	err = ip.some(&b, raw, lookup, 1, &lone)
 	var missing *missingKeyError
 	if errors.As(err, &missing) {
 		missing.section = section
 	}
 	return b.String(), lone, err
+}
+
+// write appends text to the value within the bounds.
+func (ip *interpolator) write(b *strings.Builder, text string) error {
+	if b.Len()+len(text) > ip.limit {
+		return errSize
+	}
+	if ip.bytes -= len(text); ip.bytes < 0 {
+		return errSteps
+	}
+	b.WriteString(text)
+	return nil
 }
 
 // some is configparser's BasicInterpolation._interpolate_some, except for
@@ -81,18 +102,21 @@ func (ip *interpolator) some(b *strings.Builder, rest string, lookup func(string
 	for rest != "" {
 		p := strings.IndexByte(rest, '%')
 		if p < 0 {
-			b.WriteString(rest)
-			break
+			return ip.write(b, rest)
 		}
-		b.WriteString(rest[:p])
+		if err := ip.write(b, rest[:p]); err != nil {
+			return err
+		}
 		rest = rest[p:]
 		if len(rest) >= 2 && rest[1] == '%' {
-			b.WriteByte('%')
+			if err := ip.write(b, "%"); err != nil {
+				return err
+			}
 			rest = rest[2:]
 			continue
 		}
 		if name, after, ok := reference(rest); ok {
-			if ip.budget--; ip.budget < 0 {
+			if ip.refs--; ip.refs < 0 {
 				return errSteps
 			}
 			key := strings.ToLower(name)
@@ -100,21 +124,23 @@ func (ip *interpolator) some(b *strings.Builder, rest string, lookup func(string
 			if !found {
 				return &missingKeyError{key: key}
 			}
+			var err error
 			if strings.IndexByte(v, '%') >= 0 {
-				if err := ip.some(b, v, lookup, depth+1, lone); err != nil {
-					return err
-				}
+				err = ip.some(b, v, lookup, depth+1, lone)
 			} else {
-				b.WriteString(v)
+				err = ip.write(b, v)
 			}
-			if b.Len() > maxInterpolated {
-				return errSize
+			if err != nil {
+				return err
 			}
 			rest = after
 			continue
 		}
+		// A lone '%': Python raises InterpolationSyntaxError.
 		*lone = true
-		b.WriteByte('%')
+		if err := ip.write(b, "%"); err != nil {
+			return err
+		}
 		rest = rest[1:]
 	}
 	return nil

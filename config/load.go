@@ -41,7 +41,7 @@ func LoadWith(path string, env Env, opts Options) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loader{file: path, dir: filepath.Dir(abs), env: env, opts: opts, ip: interpolator{budget: interpolationBudget}}
+	l := &loader{file: path, dir: filepath.Dir(abs), env: env, opts: opts, ip: newInterpolator()}
 	s := l.load(data)
 	// Group-readable is the way to let a service user read the file
 	// (root:checker 0640); only a file everyone may read gives the
@@ -117,8 +117,9 @@ type loader struct {
 	hints    Problems
 	// inherited counts the interpolation problems of each [DEFAULT] key in
 	// job sections after the first, which alone is reported.
-	inherited  map[string]*inheritedProblem
-	passInFile bool
+	inherited      map[string]*inheritedProblem
+	hintedDefaults map[string]bool // [DEFAULT] keys with a hint given
+	passInFile     bool
 }
 
 type inheritedProblem struct {
@@ -308,12 +309,19 @@ func (l *loader) interpolate(sec *iniSection, o iniOption, fromDefault bool) str
 	}
 	val, lone, err := l.ip.expand(secName, o.raw, l.lookup(sec))
 	if lone {
+		// A [DEFAULT] value's hint is given once, at [DEFAULT].
 		hint := Problem{File: l.file, Line: o.line, Section: secName, Key: o.key, Msg: loneHint}
 		if fromDefault {
 			hint.Section = "DEFAULT"
+			if l.hintedDefaults == nil {
+				l.hintedDefaults = map[string]bool{}
+			}
 		}
-		if !fromDefault || !l.hinted(hint) {
+		if !fromDefault || !l.hintedDefaults[o.key] {
 			l.hints = append(l.hints, hint)
+			if fromDefault {
+				l.hintedDefaults[o.key] = true
+			}
 		}
 	}
 	if err == nil {
@@ -333,16 +341,6 @@ func (l *loader) interpolate(sec *iniSection, o iniOption, fromDefault bool) str
 	}
 	l.problemAt(o.line, secName, o.key, "%s", msg)
 	return o.raw
-}
-
-// hinted reports whether h is already among the hints.
-func (l *loader) hinted(h Problem) bool {
-	for _, x := range l.hints {
-		if x == h {
-			return true
-		}
-	}
-	return false
 }
 
 // get returns a fixed section's value as viper holds it ("" when unset).
