@@ -1216,3 +1216,12 @@ func TestDefaultHintOnce(t *testing.T) {
 		t.Errorf("values = %q, %q", s.Jobs[999].Get("label"), s.Jobs[999].Get("note"))
 	}
 }
+
+// TestInterpolationProblemOnce: a value whose reference fails is one
+// problem, not a second one for what the unexpanded text is not.
+func TestInterpolationProblemOnce(t *testing.T) {
+	ps := loadProblems(t, "[general]\ntimeout = %(t)s\n[email]\nnomail = yes\n")
+	if len(ps) != 1 || !strings.Contains(ps[0].Msg, `refers to "t"`) {
+		t.Errorf("problems = %v, want one", ps)
+	}
+}

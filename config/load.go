@@ -115,9 +115,12 @@ type loader struct {
 	v        *viper.Viper
 	problems Problems
 	hints    Problems
-	// inherited counts the interpolation problems of each [DEFAULT] key in
-	// job sections after the first, which alone is reported.
-	inherited      map[string]*inheritedProblem
+	// inherited counts the interpolation problems of each [DEFAULT] key
+	// after the first, which alone is reported.
+	inherited map[string]*inheritedProblem
+	// broken are the values (section + "\x00" + key) whose interpolation
+	// failed: their problem is reported, they read as unset.
+	broken         map[string]bool
 	hintedDefaults map[string]bool // [DEFAULT] keys with a hint given
 	passInFile     bool
 }
@@ -223,8 +226,9 @@ func (l *loader) problemAt(line int, sec, key string, format string, args ...any
 // readFixed reads the fixed sections with a key list ([general], [email],
 // [serve], [heartbeat]) and hands their values to viper, from which the
 // typed settings are read. Job sections do not go through viper: they are
-// raw key/value maps for the jobs registry to decode, and viper's per-key
-// lookups would make loading 100,000 of them take a second.
+// handed on as Sections for the jobs registry to decode, and viper's
+// per-key lookups (and its copy of every map) made loading 100,000 of them
+// take most of a second.
 func (l *loader) readFixed() {
 	l.values = map[string]Section{}
 	cfg := map[string]any{}
@@ -327,6 +331,10 @@ func (l *loader) interpolate(sec *iniSection, o iniOption, fromDefault bool) str
 	if err == nil {
 		return val
 	}
+	if l.broken == nil {
+		l.broken = map[string]bool{}
+	}
+	l.broken[secName+"\x00"+o.key] = true
 	msg := err.Error()
 	if fromDefault {
 		msg += " (the value comes from [DEFAULT])"
@@ -351,7 +359,7 @@ func (l *loader) get(section, key string) string {
 // isSet reports whether a fixed section's key is set, in the section or in
 // [DEFAULT].
 func (l *loader) isSet(section, key string) bool {
-	return l.values[section].Has(key)
+	return l.values[section].Has(key) && !l.broken[section+"\x00"+key]
 }
 
 func (l *loader) str(section, key, def string) string {
