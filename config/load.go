@@ -151,23 +151,7 @@ func (l *loader) load(data []byte) *Settings {
 	}
 
 	l.fixed = map[string]*iniSection{}
-	jobs, maint := 0, 0
-	for i := range l.ini.sections {
-		sec := &l.ini.sections[i]
-		if sec.ignored {
-			continue
-		}
-		lname := strings.ToLower(sec.name)
-		if _, ok := fixedKeys(sec.name); ok {
-			l.fixed[sec.name] = sec
-		} else if strings.HasPrefix(lname, "maintenance:") {
-			maint++
-		} else if strings.Contains(sec.name, ":") {
-			jobs++
-		}
-	}
-	s.Jobs = make([]Section, 0, jobs)
-	s.Maintenance = make([]Section, 0, maint)
+	s.Jobs = make([]Section, 0, len(l.ini.sections))
 	l.keys = make([]string, 0, len(l.ini.opts))
 	l.kvs = make([]keyValue, 0, len(l.ini.opts)+len(l.ini.defaults)*len(l.ini.sections))
 	for i := range l.ini.sections {
@@ -179,6 +163,7 @@ func (l *loader) load(data []byte) *Settings {
 		allowed, fixed := fixedKeys(sec.name)
 		switch {
 		case fixed:
+			l.fixed[sec.name] = sec
 			if allowed != nil {
 				for _, o := range l.ini.opts[sec.first:sec.end] {
 					if !contains(allowed, o.key) {
