@@ -517,7 +517,7 @@ func TestSectionNamesAreCaseSensitive(t *testing.T) {
 func TestEncoding(t *testing.T) {
 	t.Run("latin-1", func(t *testing.T) {
 		ps := loadProblems(t, "[email]\nnomail = yes\n[general]\nservername = caf\xe9\n")
-		if len(ps) != 1 || ps[0].Line != 4 || ps[0].Section != "general" ||
+		if len(ps) != 1 || ps[0].Line != 4 || ps[0].Section != "general" || ps[0].Key != "servername" ||
 			!strings.Contains(ps[0].Msg, "not valid UTF-8: byte 0xE9 at column 17") || !strings.Contains(ps[0].Msg, "iconv -f latin1") {
 			t.Errorf("problems = %v", ps)
 		}

@@ -173,9 +173,11 @@ func readINI(data []byte) *iniFile {
 		pos = next
 		lineno++
 
+		badLine := -1 // index in f.problems of this line's UTF-8 problem, to name its key
 		if !validUTF8 && !utf8.ValidString(line) {
 			badUTF8++
 			if badUTF8 <= maxUTF8Problems {
+				badLine = len(f.problems)
 				f.problems = append(f.problems, located{line: lineno, section: sectionName(), msg: utf8Problem(line)})
 			}
 		}
@@ -195,6 +197,9 @@ func readINI(data []byte) *iniFile {
 		indent := pyIndent(line)
 		if opt.slice != nil && indent > indentLevel {
 			o := f.continueWith(opt, value)
+			if badLine >= 0 {
+				f.problems[badLine].key = o.key
+			}
 			if cur != none && !f.ignored(cur) {
 				f.hintInlineComment(lineno, sectionName(), o.key, value)
 			}
@@ -240,6 +245,9 @@ func readINI(data []byte) *iniFile {
 		written := pyRTrim(value[:i])
 		key := strings.ToLower(written)
 		val := pyLTrim(value[i+1:])
+		if badLine >= 0 {
+			f.problems[badLine].key = written
+		}
 		if key == "" {
 			f.problems = append(f.problems, located{line: lineno, section: sectionName(), msg: "line has an empty key: " + quote(value)})
 			opt = optRef{} // Python's empty option name takes no continuation lines
