@@ -122,6 +122,7 @@ type loader struct {
 	// failed: their problem is reported, they read as unset.
 	broken         map[string]bool
 	hintedDefaults map[string]bool // [DEFAULT] keys with a hint given
+	miscased       map[string]bool // fixed sections written in another case ([Email])
 	passInFile     bool
 }
 
@@ -179,6 +180,10 @@ func (l *loader) load(data []byte) *Settings {
 			msg := "unknown section (expected general, email, serve, heartbeat, peers, channels, maintenance:NAME or TYPE:NAME for a job)"
 			if _, ok := fixedKeys(lname); ok {
 				msg = fmt.Sprintf("unknown section: section names are case-sensitive, did you mean [%s]?", lname)
+				if l.miscased == nil {
+					l.miscased = map[string]bool{}
+				}
+				l.miscased[lname] = true
 			} else if lname == "default" {
 				msg = "unknown section: the section of fallbacks for every section is [DEFAULT], in capitals"
 			}
@@ -503,9 +508,9 @@ func (l *loader) email(s *Settings) {
 		e.Pass = l.env("CHECKER_EMAIL_PASS")
 	}
 
-	if e.NoMail || nomailInvalid {
-		// With nomail unreadable, the mail keys' absence is not a second
-		// problem: the user meant one or the other.
+	if e.NoMail || nomailInvalid || l.miscased["email"] {
+		// With nomail unreadable, or [email] written [Email], the mail
+		// keys' absence is not a second problem.
 		return
 	}
 	if !e.Configured() {
