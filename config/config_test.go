@@ -167,7 +167,7 @@ func TestExample(t *testing.T) {
 	var cmd string
 	for _, j := range s.Jobs {
 		if j.Name == "command:disk" {
-			cmd = j.Values["command"]
+			cmd = j.Get("command")
 		}
 	}
 	if cmd != "/usr/lib/nagios/plugins/check_disk -w 10% -c 5% -p /" {
@@ -247,8 +247,8 @@ contains = 50%%; off # sale ; ends here
 		{"trashfolder", s.Email.TrashFolder, "Trash ; where deleted mail goes"},
 		{"servername", s.General.ServerName, "a # c"},
 		{"logfile", s.General.LogFile, "/var/log/checker.log"},
-		{"url", s.Jobs[0].Values["url"], "http://x/a#frag ; comment"},
-		{"contains", s.Jobs[0].Values["contains"], "50%; off # sale ; ends here"},
+		{"url", s.Jobs[0].Get("url"), "http://x/a#frag ; comment"},
+		{"contains", s.Jobs[0].Get("contains"), "50%; off # sale ; ends here"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
@@ -335,10 +335,10 @@ url = https://example.com/a%%20b
 	if s.Email.Pass != "100%sure" {
 		t.Errorf("Pass = %q, want 100%%sure", s.Email.Pass)
 	}
-	if got, want := config.SplitList(s.Jobs[0].Values["targets"]), []string{"ns1.example.com:53", "ns2.example.com:53"}; !reflect.DeepEqual(got, want) {
+	if got, want := config.SplitList(s.Jobs[0].Get("targets")), []string{"ns1.example.com:53", "ns2.example.com:53"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("targets = %q, want %q", got, want)
 	}
-	if got := s.Jobs[1].Values["url"]; got != "https://example.com/a%20b" {
+	if got := s.Jobs[1].Get("url"); got != "https://example.com/a%20b" {
 		t.Errorf("url = %q", got)
 	}
 	if len(s.Hints) != 0 {
@@ -375,8 +375,8 @@ friend = http://friend.%(domain)s:5000/,admin@%(domain)s
 
 	t.Run("lone percent", func(t *testing.T) {
 		s := mustLoad(t, "[email]\nnomail = yes\npass = 50%off\n[tcp:x]\ntarget = a:1\nnotify_to = a%b@example.com\n", noEnv)
-		if s.Email.Pass != "50%off" || s.Jobs[0].Values["notify_to"] != "a%b@example.com" {
-			t.Errorf("Pass, notify_to = %q, %q; want them as written", s.Email.Pass, s.Jobs[0].Values["notify_to"])
+		if s.Email.Pass != "50%off" || s.Jobs[0].Get("notify_to") != "a%b@example.com" {
+			t.Errorf("Pass, notify_to = %q, %q; want them as written", s.Email.Pass, s.Jobs[0].Get("notify_to"))
 		}
 		if len(s.Hints) != 2 || s.Hints[0].Line != 3 || s.Hints[0].Key != "pass" || s.Hints[1].Line != 6 ||
 			!strings.Contains(s.Hints[0].Msg, "write %% for a literal %") || strings.Contains(s.Hints[0].Msg, "50") {
@@ -469,18 +469,19 @@ timeout = 2s
 	if !reflect.DeepEqual(a.Keys(), []string{"target"}) {
 		t.Errorf("Keys() = %q, want only the section's own", a.Keys())
 	}
-	wantA := map[string]string{"target": "example.com:53", "notify": "hour", "timeout": "5s", "host": "example.com"}
-	if !reflect.DeepEqual(a.Values, wantA) {
-		t.Errorf("[tcp:a] Values = %q, want %q", a.Values, wantA)
+	for k, want := range map[string]string{"target": "example.com:53", "notify": "hour", "timeout": "5s", "host": "example.com"} {
+		if got, ok := a.Lookup(k); !ok || got != want {
+			t.Errorf("[tcp:a] %s = %q, %v; want %q", k, got, ok, want)
+		}
 	}
-	if a.KeyLines["notify"] != 2 || a.KeyLines["target"] != 13 || !a.Has("timeout") {
-		t.Errorf("[tcp:a] KeyLines = %v", a.KeyLines)
+	if a.KeyLine("notify") != 2 || a.KeyLine("target") != 13 || a.Has("every") {
+		t.Errorf("[tcp:a] lines: notify %d, target %d", a.KeyLine("notify"), a.KeyLine("target"))
 	}
-	if b.Values["timeout"] != "2s" || b.KeyLines["timeout"] != 16 {
-		t.Errorf("[tcp:b] timeout = %q at line %d; its own value wins", b.Values["timeout"], b.KeyLines["timeout"])
+	if b.Get("timeout") != "2s" || b.KeyLine("timeout") != 16 {
+		t.Errorf("[tcp:b] timeout = %q at line %d; its own value wins", b.Get("timeout"), b.KeyLine("timeout"))
 	}
-	if h := s.Heartbeat.Section; h.Values["notify"] != "hour" || h.Has("host") {
-		t.Errorf("[heartbeat] Values = %q: want the [DEFAULT] keys it knows", h.Values)
+	if h := s.Heartbeat.Section; h.Get("notify") != "hour" || h.Has("host") {
+		t.Errorf("[heartbeat] notify = %q, host set %v: want the [DEFAULT] keys it knows", h.Get("notify"), h.Has("host"))
 	}
 
 	t.Run("bad value", func(t *testing.T) {
@@ -548,7 +549,7 @@ func TestEncoding(t *testing.T) {
 func TestHugeLine(t *testing.T) {
 	long := strings.Repeat("x", 3<<20)
 	s := mustLoad(t, "[email]\nnomail = yes\n[http:big]\nurl = http://127.0.0.1/\ncontains = "+long+"\n", noEnv)
-	if got := s.Jobs[0].Values["contains"]; got != long {
+	if got := s.Jobs[0].Get("contains"); got != long {
 		t.Errorf("contains has %d bytes, want %d", len(got), len(long))
 	}
 	ps := loadProblems(t, "[email]\nnomail = yes\n"+long+"\n")
@@ -952,11 +953,15 @@ command = /usr/lib/nagios/plugins/check_file_age -w 90000 -c 180000 /backups/las
 		if !reflect.DeepEqual(j.Keys(), w.keys) {
 			t.Errorf("%s: Keys() = %q, want %q", w.name, j.Keys(), w.keys)
 		}
-		if !reflect.DeepEqual(j.Values, w.values) {
-			t.Errorf("%s: Values = %q, want %q", w.name, j.Values, w.values)
+		for k, want := range w.values {
+			if got := j.Get(k); got != want {
+				t.Errorf("%s: %s = %q, want %q", w.name, k, got, want)
+			}
 		}
-		if !reflect.DeepEqual(j.KeyLines, w.lines) {
-			t.Errorf("%s: KeyLines = %v, want %v", w.name, j.KeyLines, w.lines)
+		for k, want := range w.lines {
+			if got := j.KeyLine(k); got != want {
+				t.Errorf("%s: %s at line %d, want %d", w.name, k, got, want)
+			}
 		}
 		for _, k := range w.keys {
 			if !j.Has(k) {
@@ -997,7 +1002,7 @@ notify = hour
 	if want := []string{"web", "worker", "backup"}; !reflect.DeepEqual(h.Services, want) {
 		t.Errorf("Services = %q, want %q", h.Services, want)
 	}
-	if h.Section.Name != "heartbeat" || h.Section.Values["notify"] != "hour" || h.Section.KeyLines["notify"] != 11 {
+	if h.Section.Name != "heartbeat" || h.Section.Get("notify") != "hour" || h.Section.KeyLine("notify") != 11 {
 		t.Errorf("Section = %+v", h.Section)
 	}
 }
