@@ -1,11 +1,13 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +154,27 @@ func TestLoadPythonSettings(t *testing.T) {
 	}
 }
 
+// TestExample: the example settings load as they are, with nothing that
+// looks like an inline comment or a lone '%'.
+func TestExample(t *testing.T) {
+	s, err := config.Load(filepath.Join("..", "settings.cfg.example"), noEnv)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(s.Hints) != 0 {
+		t.Errorf("Hints:\n%v", s.Hints)
+	}
+	var cmd string
+	for _, j := range s.Jobs {
+		if j.Name == "command:disk" {
+			cmd = j.Get("command")
+		}
+	}
+	if cmd != "/usr/lib/nagios/plugins/check_disk -w 10% -c 5% -p /" {
+		t.Errorf("[command:disk] command = %q", cmd)
+	}
+}
+
 func TestBooleans(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -202,10 +225,13 @@ func TestBooleans(t *testing.T) {
 	}
 }
 
+// TestInlineComments: there are none. What follows a value is part of it,
+// as in Python's configparser; config validate hints at it, without
+// quoting a secret.
 func TestInlineComments(t *testing.T) {
 	s := mustLoad(t, `[email]
 nomail = yes
-pass = abc;def
+pass = yourpass ;word
 user = abc#def
 trashfolder = Trash ; where deleted mail goes
 [general]
@@ -213,20 +239,334 @@ servername = a # c
 logfile = /var/log/checker.log	
 [http:site]
 url = http://x/a#frag ; comment
-contains = 50%; off # sale ; ends here
+contains = 50%%; off # sale ; ends here
 `, noEnv)
 	for _, tc := range []struct{ name, got, want string }{
-		{"pass", s.Email.Pass, "abc;def"},
+		{"pass", s.Email.Pass, "yourpass ;word"},
 		{"user", s.Email.User, "abc#def"},
-		{"trashfolder", s.Email.TrashFolder, "Trash"},
-		{"servername", s.General.ServerName, "a"},
+		{"trashfolder", s.Email.TrashFolder, "Trash ; where deleted mail goes"},
+		{"servername", s.General.ServerName, "a # c"},
 		{"logfile", s.General.LogFile, "/var/log/checker.log"},
-		{"url", s.Jobs[0].Values["url"], "http://x/a#frag"},
-		{"contains", s.Jobs[0].Values["contains"], "50%; off"},
+		{"url", s.Jobs[0].Get("url"), "http://x/a#frag ; comment"},
+		{"contains", s.Jobs[0].Get("contains"), "50%; off # sale ; ends here"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
 		}
+	}
+	want := []string{
+		"3: [email] pass: inline comments are not comments",
+		"5: [email] trashfolder: inline comments are not comments: \"; where deleted mail goes\" is part of the value",
+		"7: [general] servername: inline comments are not comments: \"# c\" is part of the value",
+		"10: [http:site] url: inline comments are not comments: \"; comment\" is part of the value",
+		"11: [http:site] contains: inline comments are not comments: \"# sale ; ends here\" is part of the value",
+	}
+	if len(s.Hints) != len(want) {
+		t.Fatalf("got %d hints, want %d: %v", len(s.Hints), len(want), s.Hints)
+	}
+	for i, h := range s.Hints {
+		if !strings.Contains(describe(h), want[i]) {
+			t.Errorf("hint %d = %q, want %q", i, describe(h), want[i])
+		}
+	}
+	if strings.Contains(s.Hints[0].Msg, "word") || strings.Contains(s.Hints[0].Msg, "yourpass") {
+		t.Errorf("the hint about pass shows the password: %q", s.Hints[0].Msg)
+	}
+	if len(s.Warnings) != 0 {
+		t.Errorf("Warnings = %q: hints are not run-time warnings", s.Warnings)
+	}
+}
+
+// TestInlineCommentMakesValueInvalid: where the comment-like text makes a
+// value invalid, the problem says why.
+func TestInlineCommentMakesValueInvalid(t *testing.T) {
+	ps := loadProblems(t, "[email]\nnomail = yes  # for now\n[general]\ntimeout = 10s ; per job\n")
+	if len(ps) != 2 {
+		t.Fatalf("problems = %v, want 2", ps)
+	}
+	for i, want := range []string{
+		`2: [email] nomail: "yes  # for now" is not a boolean (use yes/no, true/false, on/off or 1/0) (inline comments are not comments: "# for now" is part of the value`,
+		`4: [general] timeout: "10s ; per job" is not a duration (examples: 10s, 1m30s, 2h, 7d) (inline comments are not comments: "; per job" is part of the value`,
+	} {
+		if !strings.Contains(describe(ps[i]), want) {
+			t.Errorf("problem %d = %q, want %q", i, describe(ps[i]), want)
+		}
+	}
+}
+
+func TestInlineCommentHint(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hour", ""},
+		{"http://x/a#frag", ""},
+		{"50%;off", ""},
+		{"hour  # reminder", ` (inline comments are not comments: "# reminder" is part of the value; put comments on a line of their own)`},
+		{"hour\t; reminder", ` (inline comments are not comments: "; reminder" is part of the value; put comments on a line of their own)`},
+		{"# all of it", ` (inline comments are not comments: "# all of it" is part of the value; put comments on a line of their own)`},
+		{"a#b c ;d\nnext line", ` (inline comments are not comments: ";d" is part of the value; put comments on a line of their own)`},
+		{"x\u00a0#y", ` (inline comments are not comments: "#y" is part of the value; put comments on a line of their own)`},
+	} {
+		if got := config.InlineCommentHint(tc.in); got != tc.want {
+			t.Errorf("InlineCommentHint(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestPythonSettingsProblems are the ways a settings file written for the
+// earlier Python tool went wrong before the reader followed configparser.
+func TestPythonSettingsProblems(t *testing.T) {
+	s := mustLoad(t, `[general]
+alertcontact = a@example.com,
+    # b@example.com is on holiday
+    c@example.com
+[email]
+nomail = yes
+pass = 100%%sure
+[tcp:dns]
+targets = ns1.example.com:53,
+
+    ns2.example.com:53
+; between the sections
+[http:site]
+url = https://example.com/a%%20b
+`, noEnv)
+	if want := []string{"a@example.com", "c@example.com"}; !reflect.DeepEqual(s.General.AlertContact, want) {
+		t.Errorf("AlertContact = %q, want %q", s.General.AlertContact, want)
+	}
+	if s.Email.Pass != "100%sure" {
+		t.Errorf("Pass = %q, want 100%%sure", s.Email.Pass)
+	}
+	if got, want := config.SplitList(s.Jobs[0].Get("targets")), []string{"ns1.example.com:53", "ns2.example.com:53"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("targets = %q, want %q", got, want)
+	}
+	if got := s.Jobs[1].Get("url"); got != "https://example.com/a%20b" {
+		t.Errorf("url = %q", got)
+	}
+	if len(s.Hints) != 0 {
+		t.Errorf("Hints = %v, want none", s.Hints)
+	}
+}
+
+func TestInterpolation(t *testing.T) {
+	s := mustLoad(t, `[DEFAULT]
+domain = example.com
+[general]
+servername = mon.%(domain)s
+alertcontact = ops@%(Domain)s, %(servername)s-admin@%(domain)s
+[email]
+nomail = yes
+user = checker@%(domain)s
+pass = 50%% off
+[peers]
+friend = http://friend.%(domain)s:5000/,admin@%(domain)s
+`, noEnv)
+	if s.General.ServerName != "mon.example.com" {
+		t.Errorf("ServerName = %q", s.General.ServerName)
+	}
+	if want := []string{"ops@example.com", "mon.example.com-admin@example.com"}; !reflect.DeepEqual(s.General.AlertContact, want) {
+		t.Errorf("AlertContact = %q, want %q", s.General.AlertContact, want)
+	}
+	if s.Email.User != "checker@example.com" || s.Email.Pass != "50% off" {
+		t.Errorf("User, Pass = %q, %q", s.Email.User, s.Email.Pass)
+	}
+	want := []config.Peer{{Name: "friend", URL: "http://friend.example.com:5000/", Admin: "admin@example.com"}}
+	if !reflect.DeepEqual(s.Peers, want) {
+		t.Errorf("Peers = %+v, want %+v: [DEFAULT] keys are no peers", s.Peers, want)
+	}
+
+	t.Run("lone percent", func(t *testing.T) {
+		s := mustLoad(t, "[email]\nnomail = yes\npass = 50%off\n[tcp:x]\ntarget = a:1\nnotify_to = a%b@example.com\n", noEnv)
+		if s.Email.Pass != "50%off" || s.Jobs[0].Get("notify_to") != "a%b@example.com" {
+			t.Errorf("Pass, notify_to = %q, %q; want them as written", s.Email.Pass, s.Jobs[0].Get("notify_to"))
+		}
+		if len(s.Hints) != 2 || s.Hints[0].Line != 3 || s.Hints[0].Key != "pass" || s.Hints[1].Line != 6 ||
+			!strings.Contains(s.Hints[0].Msg, "write %% for a literal %") || strings.Contains(s.Hints[0].Msg, "50") {
+			t.Errorf("Hints = %v, want one for pass (not showing it) and one for notify_to", s.Hints)
+		}
+	})
+
+	t.Run("missing key", func(t *testing.T) {
+		ps := loadProblems(t, "[email]\nnomail = yes\nuser = me@%(domain)s\n")
+		if len(ps) != 1 || ps[0].Line != 3 || ps[0].Key != "user" || !strings.Contains(ps[0].Msg, `%(domain)s refers to "domain", which is not set in [email] or [DEFAULT]`) {
+			t.Errorf("problems = %v", ps)
+		}
+	})
+
+	t.Run("loop", func(t *testing.T) {
+		ps := loadProblems(t, "[email]\nnomail = yes\nuser = %(pass)s\npass = %(user)s\n")
+		if len(ps) != 2 || !strings.Contains(ps[0].Msg, "nest deeper than 10 levels") || ps[0].Key != "user" || ps[1].Key != "pass" {
+			t.Errorf("problems = %v", ps)
+		}
+		if strings.Contains(ps.Error(), "%(user)s") {
+			t.Errorf("a problem about pass shows its value: %v", ps)
+		}
+	})
+
+	t.Run("references that multiply", func(t *testing.T) {
+		// Twenty references to a value with twenty references, ten levels
+		// deep: 20^10 steps unless bounded. Loading must stop early.
+		var b strings.Builder
+		b.WriteString("[email]\nnomail = yes\n[tcp:x]\ntarget = a:1\nv0 = x\n")
+		for i := 1; i <= 9; i++ {
+			fmt.Fprintf(&b, "v%d = %s\n", i, strings.Repeat(fmt.Sprintf("%%(v%d)s", i-1), 20))
+		}
+		s, err := config.Load(writeConfig(t, b.String()), noEnv)
+		var ps config.Problems
+		if !errors.As(err, &ps) || s == nil {
+			t.Fatalf("Load = %v", err)
+		}
+		found := false
+		for _, p := range ps {
+			found = found || strings.Contains(p.Msg, "too much work") || strings.Contains(p.Msg, "grows by more than")
+		}
+		if !found {
+			t.Errorf("problems = %v, want one about the references", ps)
+		}
+	})
+
+	t.Run("huge value taken in everywhere", func(t *testing.T) {
+		// 2 MiB copied into each of 300 sections is 600 MiB of work:
+		// loading stops at the budget with one problem.
+		var b strings.Builder
+		b.WriteString("[DEFAULT]\nbig = " + strings.Repeat("x", 2<<20) + "%%\n[email]\nnomail = yes\n")
+		for i := range 300 {
+			fmt.Fprintf(&b, "[tcp:j%d]\ntarget = a:1\n", i)
+		}
+		ps := loadProblems(t, b.String())
+		if len(ps) != 1 || ps[0].Line != 2 || ps[0].Key != "big" || !strings.Contains(ps[0].Msg, "too much work") ||
+			!strings.Contains(ps[0].Msg, "(the value comes from [DEFAULT]) (the same in") {
+			t.Errorf("problems = %.500v", ps)
+		}
+	})
+}
+
+// TestDefaultSection: [DEFAULT] values are fallbacks visible in every
+// section, never unknown keys of one, and no entries of [peers].
+func TestDefaultSection(t *testing.T) {
+	s := mustLoad(t, `[DEFAULT]
+notify = hour
+timeout = 5s
+host = example.com
+[general]
+alertcontact = ops@%(host)s
+[email]
+nomail = yes
+[heartbeat]
+services = web
+[peers]
+[tcp:a]
+target = %(host)s:53
+[tcp:b]
+target = b:53
+timeout = 2s
+`, noEnv)
+	if s.General.Timeout != 5*time.Second {
+		t.Errorf("[general] timeout = %v, want 5s from [DEFAULT]", s.General.Timeout)
+	}
+	if len(s.Peers) != 0 {
+		t.Errorf("Peers = %v, want none", s.Peers)
+	}
+	a, b := s.Jobs[0], s.Jobs[1]
+	if !reflect.DeepEqual(a.Keys(), []string{"target"}) {
+		t.Errorf("Keys() = %q, want only the section's own", a.Keys())
+	}
+	for k, want := range map[string]string{"target": "example.com:53", "notify": "hour", "timeout": "5s", "host": "example.com"} {
+		if got, ok := a.Lookup(k); !ok || got != want {
+			t.Errorf("[tcp:a] %s = %q, %v; want %q", k, got, ok, want)
+		}
+	}
+	if a.KeyLine("notify") != 2 || a.KeyLine("target") != 13 || a.Has("every") {
+		t.Errorf("[tcp:a] lines: notify %d, target %d", a.KeyLine("notify"), a.KeyLine("target"))
+	}
+	if b.Get("timeout") != "2s" || b.KeyLine("timeout") != 16 {
+		t.Errorf("[tcp:b] timeout = %q at line %d; its own value wins", b.Get("timeout"), b.KeyLine("timeout"))
+	}
+	if h := s.Heartbeat.Section; h.Get("notify") != "hour" || h.Has("host") {
+		t.Errorf("[heartbeat] notify = %q, host set %v: want the [DEFAULT] keys it knows", h.Get("notify"), h.Has("host"))
+	}
+
+	t.Run("bad value", func(t *testing.T) {
+		ps := loadProblems(t, "[DEFAULT]\ntimeout = soon\n[general]\n[email]\nnomail = yes\n")
+		if len(ps) != 1 || ps[0].Line != 2 || ps[0].Section != "general" || ps[0].Key != "timeout" {
+			t.Errorf("problems = %v, want one at line 2 for [general] timeout", ps)
+		}
+	})
+	t.Run("absent section", func(t *testing.T) {
+		// Python has no [general] to read timeout from: nothing to check.
+		s := mustLoad(t, "[DEFAULT]\ntimeout = soon\n[email]\nnomail = yes\n", noEnv)
+		if s.General.Timeout != config.DefaultTimeout {
+			t.Errorf("Timeout = %v", s.General.Timeout)
+		}
+	})
+}
+
+func TestSectionNamesAreCaseSensitive(t *testing.T) {
+	ps := loadProblems(t, "[Email]\nnomail = yes\n[default]\nx = 1\n")
+	var got []string
+	for _, p := range ps {
+		got = append(got, describe(p))
+	}
+	for _, want := range []string{
+		"1: [Email] unknown section: section names are case-sensitive, did you mean [email]?",
+		"3: [default] unknown section: the section of fallbacks for every section is [DEFAULT], in capitals",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("problems %q lack %q", got, want)
+		}
+	}
+}
+
+func TestEncoding(t *testing.T) {
+	t.Run("latin-1", func(t *testing.T) {
+		ps := loadProblems(t, "[email]\nnomail = yes\n[general]\nservername = caf\xe9\n")
+		if len(ps) != 1 || ps[0].Line != 4 || ps[0].Section != "general" || ps[0].Key != "servername" ||
+			!strings.Contains(ps[0].Msg, "not valid UTF-8: byte 0xE9 at column 17") || !strings.Contains(ps[0].Msg, "iconv -f latin1") {
+			t.Errorf("problems = %v", ps)
+		}
+	})
+	t.Run("binary file", func(t *testing.T) {
+		data := strings.Repeat("\xff\xfe\x00garbage\n", 1000)
+		ps := loadProblems(t, data)
+		utf8Problems := 0
+		for _, p := range ps {
+			if strings.Contains(p.Msg, "UTF-8") {
+				utf8Problems++
+			}
+		}
+		// Five lines named, then one line for the rest; plus the text
+		// outside any section and the missing mail settings.
+		if utf8Problems != 6 || len(ps) > 9 || !strings.Contains(ps.Error(), "995 more lines are not valid UTF-8") {
+			t.Errorf("%d problems:\n%v", len(ps), ps)
+		}
+	})
+	t.Run("byte order mark", func(t *testing.T) {
+		s := mustLoad(t, "\ufeff[general]\nservername = box\n[email]\nnomail = yes\n", noEnv)
+		if s.General.ServerName != "box" {
+			t.Errorf("ServerName = %q", s.General.ServerName)
+		}
+	})
+}
+
+func TestHugeLine(t *testing.T) {
+	long := strings.Repeat("x", 3<<20)
+	s := mustLoad(t, "[email]\nnomail = yes\n[http:big]\nurl = http://127.0.0.1/\ncontains = "+long+"\n", noEnv)
+	if got := s.Jobs[0].Get("contains"); got != long {
+		t.Errorf("contains has %d bytes, want %d", len(got), len(long))
+	}
+	ps := loadProblems(t, "[email]\nnomail = yes\n"+long+"\n")
+	if len(ps) != 1 || ps[0].Line != 3 || len(ps[0].Msg) > 200 {
+		t.Errorf("problem about a huge bad line: %.300v", ps)
+	}
+}
+
+func TestFileTooLarge(t *testing.T) {
+	path := writeConfig(t, "[email]\nnomail = yes\n")
+	// A sparse file: no disk space, no time.
+	if err := os.Truncate(path, 65<<20); err != nil {
+		t.Fatal(err)
+	}
+	s, err := config.Load(path, noEnv)
+	if s != nil || err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load = %v, %v; want an error naming the file and its size", s, err)
 	}
 }
 
@@ -294,7 +634,9 @@ func TestPasswordSources(t *testing.T) {
 		warn bool
 	}{
 		{0o644, mail + "pass = secret\n", true},
-		{0o640, mail + "pass = secret\n", true},
+		{0o604, mail + "pass = secret\n", true},
+		// root:checker 0640 is how a service user reads the file.
+		{0o640, mail + "pass = secret\n", false},
 		{0o600, mail + "pass = secret\n", false},
 		{0o644, mail, false}, // no password in the file: nothing to hide
 	} {
@@ -574,7 +916,8 @@ targets = ns1.example.com:53, ns2.example.com:53
 Every = minute
 
 [HTTP:Web.Example.com]
-url = http://web.example.com/health#ok ; the health page
+# the health page
+url = http://web.example.com/health#ok
 contains = "ok"
 notify = 30m
 
@@ -594,10 +937,10 @@ command = /usr/lib/nagios/plugins/check_file_age -w 90000 -c 180000 /backups/las
 			map[string]int{"targets": 5, "every": 6}},
 		{"HTTP:Web.Example.com", 8, []string{"url", "contains", "notify"},
 			map[string]string{"url": "http://web.example.com/health#ok", "contains": `"ok"`, "notify": "30m"},
-			map[string]int{"url": 9, "contains": 10, "notify": 11}},
-		{"command:backup", 13, []string{"command"},
+			map[string]int{"url": 10, "contains": 11, "notify": 12}},
+		{"command:backup", 14, []string{"command"},
 			map[string]string{"command": "/usr/lib/nagios/plugins/check_file_age -w 90000 -c 180000 /backups/last"},
-			map[string]int{"command": 14}},
+			map[string]int{"command": 15}},
 	}
 	if len(s.Jobs) != len(want) {
 		t.Fatalf("got %d jobs, want %d: %+v", len(s.Jobs), len(want), s.Jobs)
@@ -610,11 +953,15 @@ command = /usr/lib/nagios/plugins/check_file_age -w 90000 -c 180000 /backups/las
 		if !reflect.DeepEqual(j.Keys(), w.keys) {
 			t.Errorf("%s: Keys() = %q, want %q", w.name, j.Keys(), w.keys)
 		}
-		if !reflect.DeepEqual(j.Values, w.values) {
-			t.Errorf("%s: Values = %q, want %q", w.name, j.Values, w.values)
+		for k, want := range w.values {
+			if got := j.Get(k); got != want {
+				t.Errorf("%s: %s = %q, want %q", w.name, k, got, want)
+			}
 		}
-		if !reflect.DeepEqual(j.KeyLines, w.lines) {
-			t.Errorf("%s: KeyLines = %v, want %v", w.name, j.KeyLines, w.lines)
+		for k, want := range w.lines {
+			if got := j.KeyLine(k); got != want {
+				t.Errorf("%s: %s at line %d, want %d", w.name, k, got, want)
+			}
 		}
 		for _, k := range w.keys {
 			if !j.Has(k) {
@@ -655,7 +1002,7 @@ notify = hour
 	if want := []string{"web", "worker", "backup"}; !reflect.DeepEqual(h.Services, want) {
 		t.Errorf("Services = %q, want %q", h.Services, want)
 	}
-	if h.Section.Name != "heartbeat" || h.Section.Values["notify"] != "hour" || h.Section.KeyLines["notify"] != 11 {
+	if h.Section.Name != "heartbeat" || h.Section.Get("notify") != "hour" || h.Section.KeyLine("notify") != 11 {
 		t.Errorf("Section = %+v", h.Section)
 	}
 }
@@ -668,17 +1015,20 @@ func TestBOM(t *testing.T) {
 }
 
 // FuzzLoad feeds arbitrary bytes to Load as a settings file. Load must not
-// panic, must return the settings it could read, and every problem must
-// say what is wrong.
+// panic, must return the settings it could read, every problem and hint
+// must say what and where, and a value it reads must not gain a U+FFFD that
+// was not in the file (bad bytes are reported, never replaced silently).
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(pythonSettings))
 	f.Add([]byte("[email]\nnomail = yes\n[tcp:dns]\ntarget = a:53\n"))
-	for _, file := range mustGlob(f, "testdata/invalid-*.cfg") {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
+	for _, pattern := range []string{"testdata/invalid-*.cfg", "testdata/python/*.cfg"} {
+		for _, file := range mustGlob(f, pattern) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
 		}
-		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "settings.cfg")
@@ -688,6 +1038,20 @@ func FuzzLoad(f *testing.F) {
 		s, err := config.Load(path, noEnv)
 		if s == nil {
 			t.Fatalf("Load returned no settings (error %v)", err)
+		}
+		for _, h := range s.Hints {
+			if h.Msg == "" || h.File != path || h.Line <= 0 {
+				t.Errorf("hint without message, file or line: %+v", h)
+			}
+		}
+		if !bytes.Contains(data, []byte("\uFFFD")) && !bytes.Contains(data, []byte("\xef\xbf\xbd")) {
+			for _, j := range s.Jobs {
+				for _, k := range j.Keys() {
+					if strings.ContainsRune(j.Get(k), '\uFFFD') {
+						t.Errorf("[%s] %s = %q: U+FFFD not in the file", j.Name, k, j.Get(k))
+					}
+				}
+			}
 		}
 		if err == nil {
 			return
@@ -795,5 +1159,74 @@ func TestNoMailOption(t *testing.T) {
 	path = writeConfig(t, "[general]\nconcurrency = lots\n")
 	if _, err := config.LoadWith(path, noEnv, config.Options{NoMail: true}); err == nil || !strings.Contains(err.Error(), "concurrency") {
 		t.Errorf("LoadWith(NoMail) = %v, want the concurrency problem", err)
+	}
+}
+
+func TestSectionAccessors(t *testing.T) {
+	s := mustLoad(t, "[DEFAULT]\nnotify = hour\n[email]\nnomail = yes\n[tcp:a]\nTarget = a:53\nevery = day\n", noEnv)
+	loaded := s.Jobs[0]
+	literal := config.Section{Name: "tcp:a", Line: 5,
+		Values:   map[string]string{"target": "a:53", "every": "day", "notify": "hour"},
+		KeyLines: map[string]int{"target": 6, "every": 7, "notify": 2}}
+	for name, sec := range map[string]config.Section{"loaded": loaded, "literal": literal} {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range []struct {
+				key, value string
+				set        bool
+				line       int
+			}{
+				{"target", "a:53", true, 6},
+				{"every", "day", true, 7},
+				{"notify", "hour", true, 2},
+				{"timeout", "", false, 5},
+			} {
+				v, ok := sec.Lookup(tc.key)
+				if v != tc.value || ok != tc.set || sec.Get(tc.key) != tc.value || sec.Has(tc.key) != tc.set || sec.KeyLine(tc.key) != tc.line {
+					t.Errorf("%s: Lookup = %q, %v; Get = %q; Has = %v; KeyLine = %d; want %q, %v, line %d",
+						tc.key, v, ok, sec.Get(tc.key), sec.Has(tc.key), sec.KeyLine(tc.key), tc.value, tc.set, tc.line)
+				}
+			}
+		})
+	}
+	if !reflect.DeepEqual(loaded.Keys(), []string{"target", "every"}) {
+		t.Errorf("Keys() = %q", loaded.Keys())
+	}
+	if !reflect.DeepEqual(literal.Keys(), []string{"every", "notify", "target"}) {
+		t.Errorf("Keys() of a literal = %q, want its keys sorted", literal.Keys())
+	}
+	n := config.NewSection("http:x", 3, "URL", "http://127.0.0.1/", "every", "hour")
+	if n.Get("url") != "http://127.0.0.1/" || n.KeyLine("every") != 3 || n.Has("timeout") || !reflect.DeepEqual(n.Keys(), []string{"url", "every"}) {
+		t.Errorf("NewSection = %+v", n)
+	}
+	// Sections share backing arrays: appending to one section's keys must
+	// not change the next one's.
+	two := mustLoad(t, "[email]\nnomail = yes\n[tcp:a]\ntarget = a:53\n[tcp:b]\ntarget = b:53\n", noEnv)
+	_ = append(two.Jobs[0].Keys(), "every")
+	if got := two.Jobs[1].Keys(); !reflect.DeepEqual(got, []string{"target"}) || two.Jobs[1].Get("target") != "b:53" {
+		t.Errorf("[tcp:b] Keys() = %q after appending to [tcp:a]'s", got)
+	}
+}
+
+func TestDefaultHintOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[DEFAULT]\nlabel = 50% off\n[email]\nnomail = yes\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "[tcp:j%d]\ntarget = a:1\nnote = %d%%\n", i, i)
+	}
+	s := mustLoad(t, b.String(), noEnv)
+	if len(s.Hints) != 1001 || s.Hints[0].Section != "DEFAULT" || s.Hints[0].Line != 2 {
+		t.Errorf("%d hints, first %v; want one for [DEFAULT] label and one per note", len(s.Hints), s.Hints[0])
+	}
+	if s.Jobs[999].Get("label") != "50% off" || s.Jobs[999].Get("note") != "999%" {
+		t.Errorf("values = %q, %q", s.Jobs[999].Get("label"), s.Jobs[999].Get("note"))
+	}
+}
+
+// TestInterpolationProblemOnce: a value whose reference fails is one
+// problem, not a second one for what the unexpanded text is not.
+func TestInterpolationProblemOnce(t *testing.T) {
+	ps := loadProblems(t, "[general]\ntimeout = %(t)s\n[email]\nnomail = yes\n")
+	if len(ps) != 1 || !strings.Contains(ps[0].Msg, `refers to "t"`) {
+		t.Errorf("problems = %v, want one", ps)
 	}
 }
