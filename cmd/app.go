@@ -25,21 +25,32 @@ func (a *app) windows() func(job string, now time.Time) (string, bool) {
 
 // app is what most commands need: the settings, the jobs, a logger.
 type app struct {
-	g        *globalOptions
-	settings *config.Settings
-	jobs     []*jobs.Job
-	log      *slog.Logger
-	closeLog func()
-	env      *jobs.Env // made by newEnv, closed by close
+	g           *globalOptions
+	settings    *config.Settings
+	jobs        []*jobs.Job
+	log         *slog.Logger
+	closeLog    func()
+	env         *jobs.Env // made by newEnv, closed by close
 	maintenance []*jobs.Window
 	// discovered are the heartbeat services allJobs saw for the first time,
 	// for the runner to remember.
 	discovered []state.Service
 }
 
-// loadApp loads and validates the settings and builds the jobs. Problems
-// are an exitError with code 78 listing all of them.
-func (g *globalOptions) loadApp() (*app, error) {
+// loaded is the settings file with everything built from it, and every
+// problem found on the way.
+type loaded struct {
+	path     string
+	settings *config.Settings
+	jobs     []*jobs.Job
+	windows  []*jobs.Window
+	problems config.Problems
+}
+
+// load reads the settings and builds the jobs and maintenance windows,
+// collecting every problem, sorted by line. The error is for a file that
+// cannot be found or read at all.
+func (g *globalOptions) load() (*loaded, error) {
 	path, err := config.Locate(g.configFile, g.getenv)
 	if err != nil {
 		return nil, &exitError{code: exitConfig, err: err}
@@ -55,12 +66,22 @@ func (g *globalOptions) loadApp() (*app, error) {
 	problems = append(problems, windowProblems...)
 	s.Warnings = append(s.Warnings, windowWarnings...)
 	problems.Sort()
-	if len(problems) > 0 {
-		return nil, &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s:\n%v", len(problems), plural(len(problems)), path, problems)}
+	return &loaded{path: path, settings: s, jobs: js, windows: windows, problems: problems}, nil
+}
+
+// loadApp loads and validates the settings and builds the jobs. Problems
+// are an exitError with code 78 listing all of them.
+func (g *globalOptions) loadApp() (*app, error) {
+	l, err := g.load()
+	if err != nil {
+		return nil, err
 	}
-	a := &app{g: g, settings: s, jobs: js, maintenance: windows}
-	a.log, a.closeLog = g.logger(s)
-	for _, w := range s.Warnings {
+	if n := len(l.problems); n > 0 {
+		return nil, &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s:\n%v", n, plural(n), l.path, l.problems)}
+	}
+	a := &app{g: g, settings: l.settings, jobs: l.jobs, maintenance: l.windows}
+	a.log, a.closeLog = g.logger(l.settings)
+	for _, w := range l.settings.Warnings {
 		a.log.Warn(w)
 	}
 	return a, nil

@@ -1,13 +1,11 @@
 package cmd
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"checker/config"
-	"checker/jobs"
 )
 
 func newConfigCommand(g *globalOptions) *cobra.Command {
@@ -29,18 +27,11 @@ without warnings), 78 when not.`,
 
 // validateConfig is `checker config validate`.
 func validateConfig(g *globalOptions) error {
-	path, err := config.Locate(g.configFile, g.getenv)
+	l, err := g.load()
 	if err != nil {
-		return &exitError{code: exitConfig, err: err}
+		return err
 	}
-	s, err := config.LoadWith(path, g.getenv, config.Options{NoMail: g.nomail})
-	var problems config.Problems
-	if err != nil && !errors.As(err, &problems) {
-		return &exitError{code: exitConfig, err: err}
-	}
-	js, jobProblems := jobs.Load(s)
-	problems = append(problems, jobProblems...)
-	problems.Sort()
+	s, js, problems, path := l.settings, l.jobs, l.problems, l.path
 	for _, w := range s.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}

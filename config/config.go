@@ -100,15 +100,8 @@ func (ps Problems) Error() string {
 type Section struct {
 	Name string
 	Line int
-	// Values and KeyLines hold the same as Lookup and KeyLine, as maps.
-	//
-	// Deprecated: use Lookup, Get, Has and KeyLine. Values and KeyLines
-	// are filled only while code still reads them; a Section built as a
-	// literal with Values and KeyLines works with the methods too.
-	Values   map[string]string
-	KeyLines map[string]int
-	keys     []string
-	kv       []keyValue // own keys first, in file order, then [DEFAULT]'s
+	keys []string
+	kv   []keyValue // own keys first, in file order, then [DEFAULT]'s
 }
 
 // keyValue is one value of a section, with the line it is set on.
@@ -131,25 +124,11 @@ func NewSection(name string, line int, keyValues ...string) Section {
 
 // Keys returns the section's own keys in file order (without those it
 // takes from [DEFAULT]).
-func (s Section) Keys() []string {
-	if s.keys == nil && s.kv == nil && s.Values != nil {
-		keys := make([]string, 0, len(s.Values))
-		for k := range s.Values {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		return keys
-	}
-	return s.keys
-}
+func (s Section) Keys() []string { return s.keys }
 
 // Lookup returns the value of key (lower-case) and whether it is set, in
 // the section or in [DEFAULT].
 func (s Section) Lookup(key string) (string, bool) {
-	if s.kv == nil && s.Values != nil {
-		v, ok := s.Values[key]
-		return v, ok
-	}
 	for i := range s.kv {
 		if s.kv[i].key == key {
 			return s.kv[i].value, true
@@ -167,12 +146,6 @@ func (s Section) Has(key string) bool { _, ok := s.Lookup(key); return ok }
 // KeyLine returns the line key is set on, or the section's line when it is
 // not set: where a problem with the key is to be reported.
 func (s Section) KeyLine(key string) int {
-	if s.kv == nil && s.KeyLines != nil {
-		if l, ok := s.KeyLines[key]; ok {
-			return l
-		}
-		return s.Line
-	}
 	for i := range s.kv {
 		if s.kv[i].key == key {
 			return s.kv[i].line

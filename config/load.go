@@ -263,13 +263,6 @@ func (l *loader) section(sec *iniSection, inherit func(string) bool) Section {
 	}
 	out.kv = l.kvs[start:len(l.kvs):len(l.kvs)]
 	out.keys = l.keys[kstart:len(l.keys):len(l.keys)]
-
-	// The deprecated maps, for code that still reads them: they are most
-	// of what loading 100,000 sections costs (see BenchmarkLoad100000).
-	out.Values, out.KeyLines = make(map[string]string, len(out.kv)), make(map[string]int, len(out.kv))
-	for _, kv := range out.kv {
-		out.Values[kv.key], out.KeyLines[kv.key] = kv.value, kv.line
-	}
 	return out
 }
 
@@ -570,7 +563,7 @@ func (l *loader) heartbeat(s *Settings) {
 	if fs, ok := l.values["heartbeat"]; ok {
 		h.Section = fs
 	} else {
-		h.Section = Section{Name: "heartbeat", Values: map[string]string{}, KeyLines: map[string]int{}, kv: []keyValue{}}
+		h.Section = Section{Name: "heartbeat"}
 	}
 }
 

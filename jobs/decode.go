@@ -97,8 +97,8 @@ func decodeSpecs(t Type, sec config.Section) ([]Spec, []string, keyErrors) {
 		if f.list == "" {
 			continue
 		}
-		if v, ok := sec.Values[f.list]; ok {
-			if _, both := sec.Values[f.key]; both {
+		if v, ok := sec.Lookup(f.list); ok {
+			if sec.Has(f.key) {
 				errs.add(f.list, fmt.Errorf("set either %s or %s, not both", f.key, f.list))
 			}
 			entries = config.SplitList(v)
@@ -125,7 +125,7 @@ func decodeSpecs(t Type, sec config.Section) ([]Spec, []string, keyErrors) {
 		spec := t.New()
 		v := reflect.ValueOf(spec).Elem()
 		for _, f := range fields {
-			raw, ok := sec.Values[f.key]
+			raw, ok := sec.Lookup(f.key)
 			if listField != nil && f.index == listField.index {
 				raw, ok = entry, true
 			}

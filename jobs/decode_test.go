@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,8 +128,8 @@ method = GET
 // duplicate-section check, to see that job names are unique ignoring case.
 func TestLoadRejectsCaseDuplicates(t *testing.T) {
 	s := &config.Settings{File: "settings.cfg", Jobs: []config.Section{
-		{Name: "tcp:web", Line: 1, Values: map[string]string{"target": "a:1"}},
-		{Name: "TCP:Web", Line: 4, Values: map[string]string{"target": "b:1"}},
+		config.NewSection("tcp:web", 1, "target", "a:1"),
+		config.NewSection("TCP:Web", 4, "target", "b:1"),
 	}}
 	js, problems := jobs.Load(s)
 	found := false
@@ -142,5 +143,24 @@ func TestLoadRejectsCaseDuplicates(t *testing.T) {
 	}
 	if n := len(jobsByName(js, "tcp")); n != 1 {
 		t.Errorf("%d tcp jobs kept, want 1", n)
+	}
+}
+
+// TestInlineCommentHint: a job key made invalid by what looks like an
+// inline comment says why (settings.cfg has no inline comments).
+func TestInlineCommentHint(t *testing.T) {
+	_, problems := loadSettings(t, "[tcp:x]\ntarget = 127.0.0.1:1\nnotify = hour  # reminder\n[heartbeat]\nservices = web\nfailures = 2 ; two\n")
+	want := []string{
+		`6: [tcp:x] notify: `,
+		`9: [heartbeat] failures: `,
+	}
+	if len(problems) != len(want) {
+		t.Fatalf("problems = %v, want %d", problems, len(want))
+	}
+	for i, p := range problems {
+		got := fmt.Sprintf("%d: [%s] %s: %s", p.Line, p.Section, p.Key, p.Msg)
+		if !strings.HasPrefix(got, want[i]) || !strings.Contains(got, "(inline comments are not comments: ") {
+			t.Errorf("problem %d = %q, want %q… with the inline comment hint", i, got, want[i])
+		}
 	}
 }

@@ -44,7 +44,7 @@ func (h *Heartbeat) fromSection(name string, s *config.Settings) {
 		h.Stale = s.Heartbeat.Stale
 	}
 	if h.FailOn == "" {
-		h.FailOn = s.Heartbeat.Section.Values["fail_on"]
+		h.FailOn = s.Heartbeat.Section.Get("fail_on")
 	}
 }
 
@@ -176,11 +176,11 @@ func heartbeatServiceJobs(s *config.Settings) ([]*Job, config.Problems) {
 		out = append(out, j)
 	}
 	for _, e := range errs {
-		line := sec.Line
-		if l, ok := sec.KeyLines[e.Key]; ok {
-			line = l
+		msg := e.Err.Error()
+		if e.Key != "" {
+			msg += config.InlineCommentHint(sec.Get(e.Key))
 		}
-		problems = append(problems, config.Problem{File: s.File, Line: line, Section: "heartbeat", Key: e.Key, Msg: e.Err.Error()})
+		problems = append(problems, config.Problem{File: s.File, Line: sec.KeyLine(e.Key), Section: "heartbeat", Key: e.Key, Msg: msg})
 	}
 	return out, problems
 }
@@ -267,8 +267,12 @@ func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job, remembered []
 // the heartbeat jobs keep their state.
 const HeartbeatStoreJob = "heartbeat:store"
 
-// heartbeatStoreJobs adds heartbeat:store when any heartbeat is watched.
+// heartbeatStoreJobs checks the store settings (without connecting) and
+// adds heartbeat:store when any heartbeat is watched.
 func heartbeatStoreJobs(s *config.Settings) ([]*Job, config.Problems) {
+	if problems := checkStoreSettings(s); len(problems) > 0 {
+		return nil, problems
+	}
 	watches := s.Heartbeat.Discover || len(s.Heartbeat.Services) > 0
 	name := HeartbeatStoreJob
 	for _, sec := range s.Jobs {
@@ -295,6 +299,43 @@ func heartbeatStoreJobs(s *config.Settings) ([]*Job, config.Problems) {
 		Timeout: heartbeatStoreTimeout + time.Second,
 		Spec:    storeCheck{},
 	}}, nil
+}
+
+// checkStoreSettings checks [heartbeat] redis and its TLS files as far as
+// can be done without connecting. No message holds a password.
+func checkStoreSettings(s *config.Settings) config.Problems {
+	h := s.Heartbeat
+	sec := h.Section
+	var problems config.Problems
+	prob := func(key string, err error) {
+		problems = append(problems, config.Problem{File: s.File, Line: sec.KeyLine(key), Section: "heartbeat", Key: key, Msg: err.Error()})
+	}
+	var spec heartbeat.RedisSpec
+	if h.Redis != "" {
+		var err error
+		if spec, err = heartbeat.ParseRedisSpec(h.Redis); err != nil {
+			prob("redis", err)
+			return problems
+		}
+	}
+	if h.TLSCA == "" && h.TLSCert == "" && h.TLSKey == "" {
+		return problems
+	}
+	key := "tls_ca"
+	if h.TLSCA == "" {
+		key = "tls_cert"
+	}
+	switch {
+	case h.Redis == "":
+		prob(key, errors.New("set for a Redis store, but [heartbeat] redis is not set"))
+	case !spec.TLS:
+		prob(key, errors.New("TLS files given but redis is not a rediss:// URL; use rediss://"))
+	default:
+		if _, err := heartbeat.LoadTLSConfig(h.TLSCA, h.TLSCert, h.TLSKey); err != nil {
+			prob(key, err)
+		}
+	}
+	return problems
 }
 
 func storeTarget(s *config.Settings) string {

@@ -19,11 +19,13 @@ func Load(s *config.Settings) ([]*Job, config.Problems) {
 		problems config.Problems
 	)
 	prob := func(sec config.Section, key string, err error) {
-		line := sec.Line
-		if l, ok := sec.KeyLines[key]; ok {
-			line = l
+		// A value that is invalid because of what looks like an inline
+		// comment says so (settings.cfg has none).
+		msg := err.Error()
+		if key != "" {
+			msg += config.InlineCommentHint(sec.Get(key))
 		}
-		problems = append(problems, config.Problem{File: s.File, Line: line, Section: sec.Name, Key: key, Msg: err.Error()})
+		problems = append(problems, config.Problem{File: s.File, Line: sec.KeyLine(key), Section: sec.Name, Key: key, Msg: msg})
 	}
 	for _, sec := range s.Jobs {
 		typ, name, _ := strings.Cut(sec.Name, ":")

@@ -51,7 +51,7 @@ func LoadWindows(s *config.Settings, all []*Job) ([]*Window, config.Problems, []
 	for _, sec := range s.Maintenance {
 		prob := func(key string, err error) {
 			line := sec.Line
-			if l, ok := sec.KeyLines[key]; ok {
+			if l := sec.KeyLine(key); l > 0 {
 				line = l
 			}
 			problems = append(problems, config.Problem{File: s.File, Line: line, Section: sec.Name, Key: key, Msg: err.Error()})
@@ -67,7 +67,7 @@ func LoadWindows(s *config.Settings, all []*Job) ([]*Window, config.Problems, []
 		if w.Name == "" {
 			prob("", errors.New("maintenance section needs a name: [maintenance:NAME]"))
 		}
-		if tz, ok := sec.Values["timezone"]; ok {
+		if tz, ok := sec.Lookup("timezone"); ok {
 			loc, err := time.LoadLocation(strings.TrimSpace(tz))
 			if err != nil || strings.TrimSpace(tz) == "" {
 				prob("timezone", fmt.Errorf("%q is not a time zone (e.g. Europe/Berlin, America/New_York, UTC)", tz))
@@ -75,11 +75,11 @@ func LoadWindows(s *config.Settings, all []*Job) ([]*Window, config.Problems, []
 				w.Location = loc
 			}
 		}
-		w.Jobs = config.SplitList(sec.Values["jobs"])
+		w.Jobs = config.SplitList(sec.Get("jobs"))
 		if len(w.Jobs) == 0 {
 			prob("jobs", errors.New("missing: the jobs (names or globs) the window covers"))
 		}
-		if v, ok := sec.Values["duration"]; !ok {
+		if v, ok := sec.Lookup("duration"); !ok {
 			prob("duration", errors.New("missing: how long the window stays open (e.g. 2h)"))
 		} else if d, err := config.ParseDuration(v); err != nil {
 			prob("duration", err)
@@ -88,8 +88,8 @@ func LoadWindows(s *config.Settings, all []*Job) ([]*Window, config.Problems, []
 		} else {
 			w.Duration = d
 		}
-		start, hasStart := sec.Values["start"]
-		sched, hasSched := sec.Values["schedule"]
+		start, hasStart := sec.Lookup("start")
+		sched, hasSched := sec.Lookup("schedule")
 		switch {
 		case hasStart && hasSched:
 			prob("schedule", errors.New("set start (a one-off window) or schedule (a recurring one), not both"))
@@ -119,7 +119,7 @@ func LoadWindows(s *config.Settings, all []*Job) ([]*Window, config.Problems, []
 				}
 			}
 			if !matched {
-				line := sec.KeyLines["jobs"]
+				line := sec.KeyLine("jobs")
 				warnings = append(warnings, fmt.Sprintf("%s:%d: [%s] jobs: %q matches no configured job", s.File, line, sec.Name, pattern))
 			}
 		}

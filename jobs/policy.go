@@ -98,7 +98,7 @@ type common struct {
 func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, defNotify string, errs *keyErrors) common {
 	c := common{Every: defEvery, Timeout: defTimeout, Policy: Policy{Failures: DefaultFailures, Recovery: RecoveryAuto, WarnIsFailure: true}}
 	c.Policy.Notify, _ = ParseNotify(defNotify)
-	if v, ok := sec.Values["every"]; ok {
+	if v, ok := sec.Lookup("every"); ok {
 		t, err := ParseTier(strings.ToLower(v))
 		if err != nil {
 			errs.add("every", err)
@@ -106,7 +106,7 @@ func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, d
 			c.Every = t
 		}
 	}
-	if v, ok := sec.Values["notify"]; ok {
+	if v, ok := sec.Lookup("notify"); ok {
 		n, err := ParseNotify(v)
 		if err != nil {
 			errs.add("notify", err)
@@ -114,7 +114,7 @@ func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, d
 			c.Policy.Notify = n
 		}
 	}
-	if v, ok := sec.Values["failures"]; ok {
+	if v, ok := sec.Lookup("failures"); ok {
 		n, err := config.ParsePositiveInt(v, 1)
 		if err != nil {
 			errs.add("failures", err)
@@ -122,7 +122,7 @@ func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, d
 			c.Policy.Failures = n
 		}
 	}
-	if v, ok := sec.Values["recovery"]; ok {
+	if v, ok := sec.Lookup("recovery"); ok {
 		switch r := strings.ToLower(strings.TrimSpace(v)); r {
 		case RecoveryAuto, RecoveryYes, RecoveryNo:
 			c.Policy.Recovery = r
@@ -130,7 +130,7 @@ func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, d
 			errs.add("recovery", fmt.Errorf("%q is not auto, yes or no", v))
 		}
 	}
-	if v, ok := sec.Values["timeout"]; ok {
+	if v, ok := sec.Lookup("timeout"); ok {
 		d, err := config.ParseDuration(v)
 		if err != nil {
 			errs.add("timeout", err)
@@ -138,7 +138,7 @@ func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, d
 			c.Timeout = d
 		}
 	}
-	if v, ok := sec.Values["notify_to"]; ok {
+	if v, ok := sec.Lookup("notify_to"); ok {
 		c.Policy.NotifyTo = config.SplitList(v)
 		for _, a := range c.Policy.NotifyTo {
 			if !strings.Contains(a, "@") {
