@@ -40,7 +40,8 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 		return err
 	}
 	defer a.close()
-	_, err = a.runner(a.newEnv()).Cron(ctx, tier, a.allJobs(ctx))
+	all := a.allJobs(ctx) // first: the runner remembers what it discovered
+	_, err = a.runner(a.newEnv()).Cron(ctx, tier, all)
 	if errors.Is(err, state.ErrLocked) {
 		return &exitError{code: exitTempFail, err: err}
 	}

@@ -29,7 +29,7 @@ func newHeartbeatCommand(g *globalOptions) *cobra.Command {
 		Long: `Heartbeats live in the store [heartbeat] names: Redis/Valkey/Dragonfly when
 redis is set, else a local store next to the state file.`,
 	}
-	c.AddCommand(newHeartbeatPublishCommand(g), newHeartbeatWatchCommand(g), newHeartbeatStatusCommand(g))
+	c.AddCommand(newHeartbeatPublishCommand(g), newHeartbeatWatchCommand(g), newHeartbeatStatusCommand(g), newHeartbeatForgetCommand(g))
 	return c
 }
 

@@ -14,6 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+
+	"checker/state"
+
 	"github.com/spf13/pflag"
 )
 
@@ -167,6 +170,10 @@ func execute(g *globalOptions, args []string) int {
 		return ee.code
 	}
 	fmt.Fprintf(g.stderr, "checker: %v\n", err)
+	var pe *state.PermissionError
+	if errors.As(err, &pe) {
+		return exitNoPerm
+	}
 	if cmd != nil && cmd.Annotations["usage-exit"] != "" {
 		// check reports bad arguments as UNKNOWN, per the Nagios convention:
 		// one line on stdout, the rest (suggestions) went to stderr above.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"checker/heartbeat"
 	"checker/jobs"
 	"checker/state"
 )
@@ -276,9 +277,11 @@ func showStatus(ctx context.Context, g *globalOptions, o statusOptions, patterns
 		return stateError(err)
 	}
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(doc); err != nil {
+		b, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		if _, err := g.stdout.Write(append(heartbeat.EscapeJSON(b), '\n')); err != nil {
 			return err
 		}
 	} else {
@@ -424,32 +427,7 @@ func lastResult(j jobStatus) string {
 
 // escapeText shows control characters (which text from heartbeats, plugins
 // and servers may hold) as escapes, so they cannot rewrite the terminal.
-func escapeText(s string) string {
-	clean := true
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+func escapeText(s string) string { return heartbeat.Escape(s) }
 
 // stateError maps state errors to exit codes: permission problems are
 // EX_NOPERM (77).

@@ -133,6 +133,17 @@ func writeFileAtomic(path string, b []byte) (err error) {
 	return nil
 }
 
+// Delete removes the service's file.
+func (s *LocalStore) Delete(ctx context.Context, service string) error {
+	if err := ValidServiceName(service); err != nil {
+		return fmt.Errorf("heartbeat store: delete: %w", err)
+	}
+	if err := os.Remove(s.path(service)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("heartbeat store: %w", err)
+	}
+	return nil
+}
+
 // Get reads the service's file; false means there is none. A file that does
 // not hold a valid heartbeat of service is an error naming the file.
 func (s *LocalStore) Get(ctx context.Context, service string) (Message, bool, error) {

@@ -371,6 +371,24 @@ func (s *RedisStore) admit(ctx context.Context, c redis.UniversalClient, service
 	return err
 }
 
+// Delete removes the service's key.
+func (s *RedisStore) Delete(ctx context.Context, service string) error {
+	if err := ValidServiceName(service); err != nil {
+		return fmt.Errorf("heartbeat store: delete: %w", err)
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	key := s.patterns.KeyFor(service)
+	if err := c.Del(ctx, key).Err(); err != nil {
+		return s.fail("DEL "+key, err)
+	}
+	return nil
+}
+
 // Get returns the latest heartbeat of service, or false if its key does not
 // exist.
 func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, error) {

@@ -22,6 +22,9 @@ type Store interface {
 	// service name. When some entries cannot be read it returns the readable
 	// ones together with an error naming the others.
 	List(ctx context.Context) ([]Message, error)
+	// Delete removes the service's latest heartbeat, if any (`checker
+	// heartbeat forget`); a service that publishes again comes back.
+	Delete(ctx context.Context, service string) error
 	// Watch calls fn for each heartbeat published from now on, one at a
 	// time, until ctx is done, and then returns nil. It returns early with an
 	// error only when it cannot keep watching.
