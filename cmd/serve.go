@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -81,6 +82,10 @@ type serving struct {
 	settings *config.Settings
 	health   *server.StateHealth
 	hb       heartbeat.Store
+	// ctx lives as long as serve; stopMirror ends the mirroring of the
+	// store in force (a no-op for the local store).
+	ctx        context.Context
+	stopMirror context.CancelFunc
 }
 
 // serve is `checker serve`; it returns when ctx ends.
@@ -93,15 +98,16 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 	if logFile != nil {
 		defer logFile.Close()
 	}
-	sv := &serving{g: g, listenFlag: listen, log: log, logFile: logFile, settings: s}
+	sv := &serving{g: g, listenFlag: listen, log: log, logFile: logFile, settings: s, ctx: ctx}
 	if listen == "" {
 		listen = s.Serve.Listen
 	}
-	sv.hb, err = jobs.OpenHeartbeatStore(s)
+	sv.hb, err = sv.openStore(s)
 	if err != nil {
 		return fmt.Errorf("heartbeat store: %w", err)
 	}
-	defer func() { sv.hb.Close() }()
+	sv.stopMirror = sv.mirror(sv.hb)
+	defer func() { sv.stopMirror(); sv.hb.Close() }()
 	sv.health = sv.newHealth(s)
 
 	sv.srv, err = server.New(server.Options{Addr: listen, TLSCert: s.Serve.TLSCert, TLSKey: s.Serve.TLSKey, Log: log}, sv.routes(s, sv.health, sv.hb))
@@ -220,8 +226,8 @@ func (sv *serving) reload() {
 	}
 
 	hb := sv.hb
-	if heartbeatStoreSettings(s) != heartbeatStoreSettings(old) {
-		if hb, err = jobs.OpenHeartbeatStore(s); err != nil {
+	if jobs.HeartbeatStoreConfig(s) != jobs.HeartbeatStoreConfig(old) {
+		if hb, err = sv.openStore(s); err != nil {
 			log.Error("SIGHUP: cannot open the new heartbeat store; the settings in force stay", "err", err)
 			return
 		}
@@ -248,23 +254,46 @@ func (sv *serving) reload() {
 		return
 	}
 	if hb != sv.hb {
-		oldStore := sv.hb
+		oldStore, oldMirror := sv.hb, sv.stopMirror
+		oldMirror()
+		sv.stopMirror = sv.mirror(hb)
 		time.AfterFunc(storeCloseDelay, func() { oldStore.Close() })
 	}
 	sv.settings, sv.health, sv.hb = s, health, hb
 	log.Info("SIGHUP: settings reloaded", "file", s.File)
 }
 
-// storeSettings is the part of [heartbeat] the store is made from: when it
-// changes, a reload opens a new store.
-type storeSettings struct {
-	redis, keys, channels, dir, ca, cert, key string
-	maxServices                               int
-	keyTTL                                    time.Duration
+// openStore opens the heartbeat store of s, its problems (lost and restored
+// subscriptions, refused mirrored beats) going to serve's log.
+func (sv *serving) openStore(s *config.Settings) (heartbeat.Store, error) {
+	return jobs.OpenHeartbeatStore(s, heartbeat.WithStoreLog(func(err error) {
+		if errors.Is(err, heartbeat.ErrWatchLost) || errors.Is(err, heartbeat.ErrWatchRestored) {
+			sv.log.Warn("heartbeat store", "err", err)
+			return
+		}
+		sv.log.Debug("heartbeat store", "err", err)
+	}))
 }
 
-// heartbeatStoreSettings returns the store settings of s.
-func heartbeatStoreSettings(s *config.Settings) storeSettings {
-	h := s.Heartbeat
-	return storeSettings{h.Redis, h.KeyPattern, h.ChannelPattern, h.LocalDir, h.TLSCA, h.TLSCert, h.TLSKey, h.MaxServices, h.KeyTTL}
+// mirror keeps the Redis keys of services that only PUBLISH up to date (see
+// heartbeat.RedisStore.Mirror), so cron, check and status see them too. It
+// returns the function that stops it.
+func (sv *serving) mirror(hb heartbeat.Store) context.CancelFunc {
+	rs, ok := hb.(*heartbeat.RedisStore)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(sv.ctx)
+	go func() {
+		for ctx.Err() == nil {
+			if err := rs.Mirror(ctx); err != nil {
+				sv.log.Error("heartbeat mirror: cannot subscribe; retrying in a minute", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Minute):
+				}
+			}
+		}
+	}()
+	return cancel
 }

@@ -197,3 +197,29 @@ func TestStatePermissions(t *testing.T) {
 		t.Errorf("files appeared next to the state: %v", aside)
 	}
 }
+
+// TestPublishOnlyServiceVisibleThroughServe: a service that only PUBLISHes
+// its heartbeats (never SETs the key) is seen by check and cron once
+// checker serve runs, which mirrors published beats into the keys.
+func TestPublishOnlyServiceVisibleThroughServe(t *testing.T) {
+	srv := redistest.Start(t)
+	in := newInstance(t, "[email]\nnomail = yes\n[heartbeat]\nredis = "+srv.URL()+"\nservices = pubonly\n")
+	in.serveWith()
+	waitFor(t, "serve to subscribe", func() bool {
+		n, err := redistest.Do(srv.Addr, "PUBSUB", "NUMPAT")
+		return err == nil && n != "0"
+	})
+	msg := fmt.Sprintf(`{"service_name":"pubonly","instance_id":"p-1","timestamp":%q,"uptime_seconds":5,"heartbeat_count":3}`,
+		time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := redistest.Do(srv.Addr, "PUBLISH", "heartbeat:service:pubonly", msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mirrored key", func() bool {
+		v, err := redistest.Do(srv.Addr, "EXISTS", "heartbeat:service:pubonly")
+		return err == nil && v == "1"
+	})
+	r := in.run("check", "heartbeat", "pubonly")
+	if r.code != 0 || !strings.Contains(r.stdout, "pubonly alive") {
+		t.Errorf("check heartbeat pubonly: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+}
