@@ -186,8 +186,17 @@ func (g *globalOptions) openHeartbeats() (*app, heartbeat.Store, error) {
 	return a, store, nil
 }
 
+// heartbeatStatusSchema is the version of the heartbeat status JSON
+// document.
+const heartbeatStatusSchema = 1
+
+type heartbeatStatusDoc struct {
+	Schema   int             `json:"schema"`
+	Services []serviceStatus `json:"services"`
+}
+
 type serviceStatus struct {
-	Service  string    `json:"service"`
+	Name     string    `json:"name"`
 	Instance string    `json:"instance_id"`
 	LastSeen time.Time `json:"last_seen"`
 	AgeSec   float64   `json:"age_seconds"`
@@ -223,7 +232,7 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 	th := heartbeat.Thresholds{Alive: a.settings.Heartbeat.Alive, Stale: a.settings.Heartbeat.Stale}
 	rows := make([]serviceStatus, 0, len(beats))
 	for _, m := range beats {
-		r := serviceStatus{Service: m.ServiceName, Instance: m.InstanceID, LastSeen: m.Timestamp, AgeSec: heartbeat.Age(m, now).Seconds()}
+		r := serviceStatus{Name: m.ServiceName, Instance: m.InstanceID, LastSeen: m.Timestamp, AgeSec: heartbeat.Age(m, now).Seconds()}
 		if err := heartbeat.CheckClockSkew(m, now); err != nil {
 			r.State, r.Note = "unknown", err.Error()
 		} else {
@@ -232,7 +241,7 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 		rows = append(rows, r)
 	}
 	if asJSON {
-		b, err := json.MarshalIndent(rows, "", "  ")
+		b, err := json.MarshalIndent(heartbeatStatusDoc{Schema: heartbeatStatusSchema, Services: rows}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -248,7 +257,7 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 			if r.Note != "" {
 				state += " (" + r.Note + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Service, state, r.LastSeen.Local().Format(time.DateTime),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, state, r.LastSeen.Local().Format(timeLayout),
 				(time.Duration(r.AgeSec) * time.Second).String(), heartbeat.ShortInstanceID(r.Instance))
 		}
 		tw.Flush()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -22,16 +23,26 @@ func newListCommand(g *globalOptions) *cobra.Command {
 	return c
 }
 
+// listSchema is the version of the list JSON document.
+const listSchema = 1
+
+type listDoc struct {
+	Schema int          `json:"schema"`
+	Jobs   []jobListing `json:"jobs"`
+}
+
 type jobListing struct {
-	Name     string   `json:"name"`
-	Type     string   `json:"type"`
-	Target   string   `json:"target"`
-	Every    string   `json:"every"`
-	Notify   string   `json:"notify"`
-	Failures int      `json:"failures"`
-	Recovery string   `json:"recovery"`
-	Timeout  string   `json:"timeout"`
-	NotifyTo []string `json:"notify_to,omitempty"`
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Target string `json:"target"`
+	Every  string `json:"every"`
+	Notify string `json:"notify"`
+	// NotifyAfter is the `failures` setting: how many failures in a row
+	// before the first notice (status's "failures" is the count so far).
+	NotifyAfter    int      `json:"notify_after_failures"`
+	Recovery       string   `json:"recovery"`
+	TimeoutSeconds float64  `json:"timeout_seconds"`
+	NotifyTo       []string `json:"notify_to,omitempty"`
 }
 
 // listJobs is `checker list`.
@@ -45,18 +56,19 @@ func listJobs(g *globalOptions, asJSON bool) error {
 	rows := make([]jobListing, len(all))
 	for i, j := range all {
 		rows[i] = jobListing{Name: j.Name, Type: j.Type, Target: j.Target, Every: string(j.Every),
-			Notify: j.Policy.Notify.Label, Failures: j.Policy.Failures, Recovery: j.Policy.Recovery,
-			Timeout: j.Timeout.String(), NotifyTo: j.Policy.NotifyTo}
+			Notify: j.Policy.Notify.Label, NotifyAfter: j.Policy.Failures, Recovery: j.Policy.Recovery,
+			TimeoutSeconds: j.Timeout.Seconds(), NotifyTo: j.Policy.NotifyTo}
 	}
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return enc.Encode(listDoc{Schema: listSchema, Jobs: rows})
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTYPE\tTARGET\tEVERY\tPOLICY")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tnotify=%s failures=%d recovery=%s timeout=%s\n", r.Name, r.Type, r.Target, r.Every, r.Notify, r.Failures, r.Recovery, r.Timeout)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tnotify=%s failures=%d recovery=%s timeout=%s\n", escapeText(r.Name), r.Type, escapeText(r.Target), r.Every,
+			r.Notify, r.NotifyAfter, r.Recovery, time.Duration(r.TimeoutSeconds*float64(time.Second)))
 	}
 	return tw.Flush()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"checker/heartbeat"
 	"checker/jobs"
 )
 
@@ -61,31 +62,42 @@ func runJobs(ctx context.Context, g *globalOptions, o runOptions, names []string
 	return nil
 }
 
+// runSchema is the version of the run JSON document.
+const runSchema = 1
+
 func printOutcomes(w io.Writer, outcomes []jobs.Outcome, asJSON bool) {
 	if asJSON {
 		type row struct {
-			Job      string  `json:"job"`
-			Status   string  `json:"status"`
-			Message  string  `json:"message"`
-			Detail   string  `json:"detail,omitempty"`
-			Seconds  float64 `json:"seconds"`
-			Decision string  `json:"notice,omitempty"`
+			Name            string  `json:"name"`
+			Type            string  `json:"type"`
+			Status          string  `json:"status"`
+			Code            int     `json:"code"`
+			Message         string  `json:"message"`
+			Perfdata        string  `json:"perfdata,omitempty"`
+			LongOutput      string  `json:"long_output,omitempty"`
+			Detail          string  `json:"detail,omitempty"`
+			DurationSeconds float64 `json:"duration_seconds"`
+			Notice          string  `json:"notice,omitempty"`
 		}
-		rows := make([]row, len(outcomes))
+		doc := struct {
+			Schema  int   `json:"schema"`
+			Results []row `json:"results"`
+		}{Schema: runSchema, Results: make([]row, len(outcomes))}
 		for i, oc := range outcomes {
-			rows[i] = row{Job: oc.Job.Name, Status: oc.Result.Status.String(), Message: oc.Result.Message, Detail: oc.Result.Detail, Seconds: oc.Result.Duration.Seconds()}
+			r := oc.Result
+			doc.Results[i] = row{Name: oc.Job.Name, Type: oc.Job.Type, Status: r.Status.String(), Code: int(r.Status), Message: r.Message,
+				Perfdata: r.Perfdata, LongOutput: r.LongOutput, Detail: r.Detail, DurationSeconds: r.Duration.Seconds()}
 			if oc.Decision != jobs.Quiet {
-				rows[i].Decision = oc.Decision.String()
+				doc.Results[i].Notice = oc.Decision.String()
 			}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(rows)
+		b, _ := json.MarshalIndent(doc, "", "  ")
+		w.Write(append(heartbeat.EscapeJSON(b), '\n'))
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, oc := range outcomes {
-		fmt.Fprintf(tw, "%s\t%s\n", oc.Job.Name, oc.Result.Line())
+		fmt.Fprintf(tw, "%s\t%s\n", escapeText(oc.Job.Name), escapeText(oc.Result.Line()))
 	}
 	tw.Flush()
 }

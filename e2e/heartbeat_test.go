@@ -34,16 +34,21 @@ func TestHeartbeatLocalStore(t *testing.T) {
 	checkLine(t, "check heartbeat ghost", in.run("check", "heartbeat", "ghost"), 2, "HEARTBEAT CRITICAL - service ghost has never sent a heartbeat")
 
 	r = in.run("heartbeat", "status", "--json")
-	var rows []struct {
-		Service  string    `json:"service"`
-		Instance string    `json:"instance_id"`
-		LastSeen time.Time `json:"last_seen"`
-		State    string    `json:"state"`
+	var doc struct {
+		Schema   int `json:"schema"`
+		Services []struct {
+			Name     string    `json:"name"`
+			Instance string    `json:"instance_id"`
+			LastSeen time.Time `json:"last_seen"`
+			State    string    `json:"state"`
+		} `json:"services"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rows); r.code != 0 || err != nil {
+	err := json.Unmarshal([]byte(r.stdout), &doc)
+	rows := doc.Services
+	if r.code != 0 || err != nil || doc.Schema != 1 {
 		t.Fatalf("heartbeat status --json: exit %d, %v\nstdout: %s\nstderr: %s", r.code, err, r.stdout, r.stderr)
 	}
-	if len(rows) != 1 || rows[0].Service != "nightly" || rows[0].State != "alive" || rows[0].Instance == "" || rows[0].LastSeen.IsZero() {
+	if len(rows) != 1 || rows[0].Name != "nightly" || rows[0].State != "alive" || rows[0].Instance == "" || rows[0].LastSeen.IsZero() {
 		t.Fatalf("heartbeat status --json = %+v, want nightly alive", rows)
 	}
 	if r := in.run("heartbeat", "status"); r.code != 0 || !strings.Contains(r.stdout, "nightly") || !strings.Contains(r.stdout, "alive") {
