@@ -103,8 +103,14 @@ func publishHeartbeats(ctx context.Context, g *globalOptions, o publishOptions) 
 	}
 	defer a.close()
 	defer store.Close()
-	p := heartbeat.NewPublisher(store, o.service, heartbeat.WithInterval(o.interval),
-		heartbeat.WithErrorLog(func(err error) { fmt.Fprintf(g.stderr, "checker: heartbeat %s: %v\n", o.service, err) }))
+	opts := []heartbeat.Option{heartbeat.WithInterval(o.interval),
+		heartbeat.WithErrorLog(func(err error) { fmt.Fprintf(g.stderr, "checker: heartbeat %s: %v\n", o.service, err) })}
+	if o.once {
+		// One beat for the script that runs it: checker's own CPU use in
+		// its few milliseconds says nothing, and is not waited for.
+		opts = append(opts, heartbeat.WithoutCPU())
+	}
+	p := heartbeat.NewPublisher(store, o.service, opts...)
 	for k, v := range data {
 		if err := p.AddCollector(k, func(context.Context) (any, error) { return v, nil }); err != nil {
 			return &exitError{code: exitUsage, err: fmt.Errorf("--data %s: %w", k, err)}

@@ -40,6 +40,7 @@ type Publisher struct {
 	collectorTimeout time.Duration
 	created          time.Time
 	cpuWindow        time.Duration // MinCPUWindow; tests shorten it
+	noCPU            bool          // WithoutCPU
 
 	mu         sync.Mutex // guards collectors
 	collectors map[string]*collector
@@ -144,6 +145,13 @@ func WithErrorLog(fn func(error)) Option {
 			p.errorLog = fn
 		}
 	}
+}
+
+// WithoutCPU leaves cpu_usage_percent at 0 and never waits to measure it:
+// for a one-shot beat sent on behalf of something else (the end of a
+// script), where the publishing process's own CPU use means nothing.
+func WithoutCPU() Option {
+	return func(p *Publisher) { p.noCPU = true }
 }
 
 // WithCollectorTimeout sets how long each collector may take (default 1s).
@@ -311,7 +319,7 @@ func (p *Publisher) Beat(ctx context.Context) (Message, error) {
 
 	p.beatMu.Lock()
 	defer p.beatMu.Unlock()
-	if !p.measured {
+	if !p.measured && !p.noCPU {
 		// The first figure: never over less than the window.
 		if wait := p.cpuWindow - p.now().Sub(p.lastWall); wait > 0 {
 			t := time.NewTimer(wait)
@@ -346,6 +354,9 @@ func (p *Publisher) Beat(ctx context.Context) (Message, error) {
 // last measurement it returns that measurement again. The caller holds
 // beatMu.
 func (p *Publisher) cpuPercent(now time.Time) float64 {
+	if p.noCPU {
+		return 0
+	}
 	wall := now.Sub(p.lastWall)
 	if p.measured && wall < p.cpuWindow {
 		return p.cpu

@@ -419,3 +419,18 @@ func TestRedisLinesReachTheStoreLog(t *testing.T) {
 		t.Errorf("store log %q lacks go-redis's dial failure", sink.String())
 	}
 }
+
+func TestWithoutCPUDoesNotWait(t *testing.T) {
+	store, err := OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(store, "once", WithoutCPU())
+	p.cpuWindow = time.Hour // a first beat that measured would wait this long
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := p.Beat(ctx)
+	if err != nil || ctx.Err() != nil || m.CPUUsagePercent != 0 {
+		t.Fatalf("Beat = %+v, %v (ctx %v); want at once, with cpu 0", m, err, ctx.Err())
+	}
+}
