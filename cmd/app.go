@@ -182,6 +182,7 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 		SettingsID:   a.settingsID(),
 		Discovered:   a.discovered,
 		Destinations: a.destinations(),
+		KeepServices: s.Heartbeat.Discover,
 	}
 }
 

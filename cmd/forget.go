@@ -21,9 +21,10 @@ when its heartbeat vanishes from the store (Redis restarted without persistence,
 FLUSHDB, eviction, the key TTL) it is dead and alerts. forget removes a service
 that was decommissioned: from the state (its job and its memory) and from the
 store (its last heartbeat). A service that publishes again is discovered again.`,
-		Example: "  checker heartbeat forget old-importer legacy-cron",
-		Args:    cobra.MinimumNArgs(1),
-		RunE:    func(c *cobra.Command, args []string) error { return forgetServices(c.Context(), g, args) },
+		Example:           "  checker heartbeat forget old-importer legacy-cron",
+		Args:              cobra.MinimumNArgs(1),
+		RunE:              func(c *cobra.Command, args []string) error { return forgetServices(c.Context(), g, args) },
+		ValidArgsFunction: completeServices(g),
 	}
 }
 

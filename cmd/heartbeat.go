@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 
 	"checker/heartbeat"
 	"checker/jobs"
+	"checker/state"
 )
 
 func init() {
@@ -283,11 +285,50 @@ func newCheckHeartbeatCommand(g *globalOptions, o *checkOptions) *cobra.Command 
 		RunE: func(c *cobra.Command, args []string) error {
 			a, err := g.loadApp()
 			if err != nil {
-				fmt.Fprintf(g.stdout, "UNKNOWN - %v\n", err)
-				return &exitError{code: 3}
+				return printCheckError(g, o, "heartbeat", args[0], err)
 			}
 			defer a.close()
 			return runCheckEnv(c.Context(), g, o, "heartbeat", jobs.NewHeartbeat(args[0], a.settings), a.newEnv())
 		},
+		ValidArgsFunction: completeServices(g),
+	}
+}
+
+// completeServices offers the services in the heartbeat store, for shell
+// completion.
+func completeServices(g *globalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		a, store, err := g.openHeartbeats()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer a.close()
+		defer store.Close()
+		ctx, cancel := context.WithTimeout(c.Context(), 2*time.Second)
+		defer cancel()
+		names := map[string]bool{}
+		beats, _ := store.List(ctx)
+		for _, m := range beats {
+			names[m.ServiceName] = true
+		}
+		// And those discovery remembers, whose heartbeat may be gone.
+		_ = a.store().View(func(tx *state.Tx) error {
+			remembered, err := tx.Services()
+			for _, s := range remembered {
+				names[s.Name] = true
+			}
+			return err
+		})
+		var out []string
+		for name := range names {
+			if strings.HasPrefix(name, toComplete) {
+				out = append(out, name)
+			}
+		}
+		sort.Strings(out)
+		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }

@@ -27,8 +27,9 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 A section with a list (targets = …) runs all its entries. Without --record
 nothing is saved and no mail is sent; with --record the rules are applied,
 notices are sent and the state is saved, as cron would.`,
-		Example: "  checker run http:website\n  checker run 'tcp:dns[ns1.example.com:53]' --record",
-		Args:    cobra.MinimumNArgs(1),
+		Example:           "  checker run http:website\n  checker run 'tcp:dns[ns1.example.com:53]' --record",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeJobNames(g),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runJobs(c.Context(), g, o, args)
 		},

@@ -47,6 +47,9 @@ type Runner struct {
 	// Discovered are heartbeat services seen for the first time, which the
 	// state remembers from now on.
 	Discovered []state.Service
+	// KeepServices keeps the records of remembered heartbeat services
+	// ([heartbeat] discover = yes) however long ago they ran.
+	KeepServices bool
 	// Destinations are every recipient the settings name (lower-cased);
 	// notices still owed to others (an address since removed, a typo since
 	// fixed) are dropped for them. nil keeps all.
@@ -615,15 +618,17 @@ func (r *Runner) housekeeping(tx *state.Tx, tier Tier, now time.Time) error {
 		return nil
 	}
 	remembered := map[string]bool{}
-	services, err := tx.Services()
-	if err != nil {
-		return err
-	}
-	for _, s := range services {
-		remembered[strings.ToLower(s.Name)] = true
+	if r.KeepServices {
+		services, err := tx.Services()
+		if err != nil {
+			return err
+		}
+		for _, s := range services {
+			remembered[strings.ToLower(s.Name)] = true
+		}
 	}
 	var drop []string
-	err = tx.ForEachJob(func(name string, j state.Job, derr error) error {
+	err := tx.ForEachJob(func(name string, j state.Job, derr error) error {
 		if r.Configured[name] || isHeartbeatOf(name, remembered) {
 			return nil
 		}
