@@ -77,15 +77,11 @@ func acceptedKeys(spec Spec) []string {
 // ("" when not spawned) and every key problem.
 func decodeSpecs(t Type, sec config.Section) ([]Spec, []string, keyErrors) {
 	var errs keyErrors
-	probe := t.New()
-	fields := fieldsOf(probe)
-	accepted := map[string]bool{}
-	for _, k := range acceptedKeys(probe) {
-		accepted[k] = true
-	}
+	info := t.keyInfo()
+	fields := info.fields
 	for _, k := range sec.Keys() {
-		if !accepted[k] {
-			errs.add(k, fmt.Errorf("unknown key (this type takes: %s)", strings.Join(acceptedKeys(probe), ", ")))
+		if !info.accepted[k] {
+			errs.add(k, fmt.Errorf("unknown key (this type takes: %s)", info.list))
 		}
 	}
 

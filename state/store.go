@@ -109,7 +109,6 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	defer unlock()
-	s.removeStaleTemps()
 
 	db, err := s.openWrite()
 	if err != nil {
@@ -323,6 +322,7 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 		return s.replaceCorrupt(err)
 	}
 	if kind == fileJSON {
+		s.removeStaleTemps() // what saves of the JSON era left behind
 		if err := s.migrate(); err != nil {
 			var ce *CorruptError
 			if errors.As(err, &ce) {
@@ -563,6 +563,7 @@ func (s *Store) Check(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	s.removeStaleTemps()
 	if _, err := os.Stat(s.Path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
