@@ -3,8 +3,8 @@ package state
 import "time"
 
 // Uptime is the share of time a job was not failing over the last day,
-// week and month, in percent; nil where the job has no history that long
-// ago at all (it is measured from the job's first run).
+// week and month, in percent, measured from the job's first run; nil while
+// the job has less than a minute of history.
 type Uptime struct {
 	Day   *float64
 	Week  *float64
@@ -49,8 +49,8 @@ func (tx *Tx) Uptime(name string, j Job, now time.Time) (Uptime, error) {
 			start = j.FirstRun
 		}
 		total := now.Sub(start)
-		if total <= 0 {
-			return nil
+		if total < time.Minute {
+			return nil // too little history to say anything
 		}
 		// The state at start: the opposite of the first change after it,
 		// or, with no change since, the current state.
