@@ -264,7 +264,14 @@ func (w *dirWatch) writeTime() (time.Duration, bool) {
 // TestTwentyConcurrentInvocations starts twenty `cron` invocations of all
 // tiers at the same moment: every job runs exactly once in its slot, and
 // every result reaches the state (no invocation overwrites another's).
-func TestTwentyConcurrentInvocations(t *testing.T) {
+func TestTwentyConcurrentInvocations(t *testing.T) { concurrentInvocations(t, 20) }
+
+// TestHundredConcurrentInvocations: the same with 100 at once.
+func TestHundredConcurrentInvocations(t *testing.T) { concurrentInvocations(t, 100) }
+
+// concurrentInvocations starts n `cron` invocations of all tiers together:
+// every job runs exactly once in its slot, and no update is lost.
+func concurrentInvocations(t *testing.T, n int) {
 	// Keep all invocations inside one calendar minute.
 	if s := time.Now().Second(); s > 50 {
 		time.Sleep(time.Duration(61-s) * time.Second)
@@ -286,7 +293,6 @@ func TestTwentyConcurrentInvocations(t *testing.T) {
 	}
 	in := newInstance(t, cfg.String())
 
-	const n = 20
 	tiers := []string{"minute", "hour", "day", "day_noon"}
 	results := make([]result, n)
 	var ready, wg sync.WaitGroup
