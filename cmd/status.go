@@ -190,6 +190,10 @@ func showStatus(ctx context.Context, g *globalOptions, o statusOptions, patterns
 		if err != nil {
 			return err
 		}
+		running, err := tx.Running(now)
+		if err != nil {
+			return err
+		}
 		for _, j := range all {
 			js := jobStatus{Name: j.Name, Type: j.Type, Target: j.Target, State: "never run"}
 			st, found, err := tx.Job(j.Name)
@@ -202,7 +206,7 @@ func showStatus(ctx context.Context, g *globalOptions, o statusOptions, patterns
 				js.Failures = st.Failures
 				js.Since, js.LastNotified, js.LastRun, js.LastSuccess = timePtr(st.Since), timePtr(st.LastNotified), timePtr(st.LastRun), timePtr(st.LastSuccess)
 				js.DurationSeconds = st.LastDuration.Seconds()
-				js.Running = st.Running.Alive(now)
+				js.Running = running[j.Name]
 				js.HeldSince = timePtr(st.Held)
 				if st.Ack != nil {
 					js.Acknowledged = &ackState{By: st.Ack.By, At: st.Ack.At, Reason: st.Ack.Reason}

@@ -326,7 +326,7 @@ func concurrentInvocations(t *testing.T, n int) {
 			t.Errorf("job %s ran %q, want exactly once (%v)", name, b, err)
 		}
 		j := st.Jobs["command:"+name]
-		if j == nil || j.LastStatus != "OK" || j.LastRun.IsZero() || j.Running != nil {
+		if j == nil || j.LastStatus != "OK" || j.LastRun.IsZero() || len(st.Claims) != 0 {
 			t.Errorf("job %s state %+v: update lost or claim left behind", name, j)
 		}
 	}
@@ -548,22 +548,17 @@ func TestDiskFullWhileSaving(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q: want the failed save reported", r.code, r.stderr)
 		}
 		st := in.state() // whole: the claims survived
-		if len(st.Jobs) != jobs+1 {
-			t.Fatalf("%d jobs in the state, want the %d claimed", len(st.Jobs), jobs+1)
+		if len(st.Claims) != 1 || len(st.Claims[0].Jobs) != jobs+1 || len(st.Jobs) != 0 {
+			t.Fatalf("claims %d (of %d jobs), %d job records; want the claim the first save wrote and no result", len(st.Claims), len(st.Claims[0].Jobs), len(st.Jobs))
 		}
-		for name, j := range st.Jobs {
-			if j.LastSlot == "" || j.Running == nil {
-				t.Fatalf("job %s: %+v; want the claim the first save wrote", name, j)
-			}
-		}
-		t.Logf("the run's results were lost with the failed save (reported on stderr): %d jobs claimed, none recorded", len(st.Jobs))
+		t.Logf("the run's results were lost with the failed save (reported on stderr): %d jobs claimed, none recorded", len(st.Claims[0].Jobs))
 
 		os.WriteFile(stop, nil, 0o600)
 		os.Remove(filler)
 		in.nextMinute()
 		in.cron("minute")
 		for name, j := range in.state().Jobs {
-			if j.LastStatus != "OK" || j.Running != nil {
+			if j.LastStatus != "OK" || len(in.state().Claims) != 0 {
 				t.Errorf("after freeing space, job %s: %+v", name, j)
 			}
 		}

@@ -94,18 +94,19 @@ const claimMargin = time.Minute
 func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, error) {
 	started := r.now()
 	pid := os.Getpid()
-	type claimed struct {
-		job      *Job
-		prevSlot string
-	}
-	var due []claimed
+	var due []*Job
 	var batch []state.Notice
 	maxTimeout := time.Duration(0)
+	var tierJobs []*Job
 	for _, j := range all {
 		if tier.Runs(j.Every) {
 			maxTimeout = max(maxTimeout, j.Timeout)
+			tierJobs = append(tierJobs, j)
 		}
 	}
+	// In name order: the records are read in the order they are stored.
+	sort.Slice(tierJobs, func(a, b int) bool { return tierJobs[a].Name < tierJobs[b].Name })
+	expires := started.Add(maxTimeout + deliveryTimeout + claimMargin)
 	err := r.Store.Update(ctx, func(tx *state.Tx) error {
 		due = due[:0]
 		r.noteRecovered(tx, started)
@@ -114,28 +115,31 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 				return err
 			}
 		}
-		for _, j := range all {
-			if !tier.Runs(j.Every) {
-				continue
-			}
-			st, _, err := tx.Job(j.Name)
-			if err != nil {
-				r.resetDamaged(tx, j.Name, err, started)
-			}
+		busy, crashed, err := r.otherClaims(tx, pid, started)
+		if err != nil {
+			return err
+		}
+		names := make([]string, len(tierJobs))
+		for i, j := range tierJobs {
+			names[i] = j.Name
+		}
+		lastSlots, err := tx.LastSlots(names)
+		if err != nil {
+			r.log().Error("job records unreadable; those jobs start afresh", "error", err)
+		}
+		for i, j := range tierJobs {
 			slot := Slot(j.Every, started)
-			if st.LastSlot == slot {
+			if busy[j.Name] {
+				r.log().Info("job still running from an earlier invocation; not starting it again", "job", j.Name)
 				continue
 			}
-			if c := st.Running; c != nil && c.PID != pid && c.Alive(started) {
-				r.log().Info("job still running from an earlier invocation; not starting it again", "job", j.Name, "pid", c.PID, "since", c.Started)
+			if at, ok := crashed[j.Name]; ok && Slot(j.Every, at) == slot {
+				continue // a run that died had it in this slot
+			}
+			if lastSlots[i] == slot {
 				continue
 			}
-			due = append(due, claimed{job: j, prevSlot: st.LastSlot})
-			st.LastSlot = slot
-			st.Running = &state.Claim{PID: pid, Started: started, Expires: started.Add(j.Timeout + claimMargin)}
-			if err := tx.PutJob(j.Name, &st); err != nil {
-				return err
-			}
+			due = append(due, j)
 		}
 		h, err := tx.Health()
 		if err != nil {
@@ -155,8 +159,14 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 				tx.Lazy() // only "it ran" changed: no need to wait for the disk
 			}
 		} else {
-			h.Running = append(liveInvocations(h.Running, pid, started),
-				state.Claim{PID: pid, Started: started, Expires: started.Add(maxTimeout + deliveryTimeout + claimMargin)})
+			c := state.Claims{Claim: state.Claim{PID: pid, Started: started, Expires: expires}, Jobs: make([]string, len(due))}
+			for i, j := range due {
+				c.Jobs[i] = j.Name
+			}
+			if err := tx.PutClaims(&c); err != nil {
+				return err
+			}
+			h.Running = append(liveInvocations(h.Running, pid, started), c.Claim)
 		}
 		return tx.PutHealth(&h)
 	})
@@ -166,12 +176,37 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 	if len(due) == 0 {
 		return nil, r.deliver(ctx, batch, pid)
 	}
-	jobsDue := make([]*Job, len(due))
-	prevSlots := make([]string, len(due))
-	for i, c := range due {
-		jobsDue[i], prevSlots[i] = c.job, c.prevSlot
+	return r.runAndRecord(ctx, due, pid, tier, state.Run{Tier: string(tier), Started: started})
+}
+
+// otherClaims reads the claims of other invocations: the jobs one that is
+// alive is running (not to be started again), and, of one that died before
+// it finished, when it started its jobs (they count as run in that slot).
+// Claims that expired are dropped.
+func (r *Runner) otherClaims(tx *state.Tx, pid int, now time.Time) (busy map[string]bool, crashed map[string]time.Time, err error) {
+	all, err := tx.AllClaims()
+	if err != nil {
+		r.log().Error("claims of other runs unreadable; ignoring them", "error", err)
 	}
-	return r.runAndRecord(ctx, jobsDue, prevSlots, pid, tier, state.Run{Tier: string(tier), Started: started})
+	busy, crashed = map[string]bool{}, map[string]time.Time{}
+	for _, c := range all {
+		switch {
+		case c.PID == pid:
+		case c.Alive(now):
+			for _, j := range c.Jobs {
+				busy[j] = true
+			}
+		case c.Dead(now):
+			for _, j := range c.Jobs {
+				crashed[j] = c.Started
+			}
+		default: // expired
+			if err := tx.DeleteClaims(c.PID); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return busy, crashed, nil
 }
 
 // liveInvocations keeps the entries of other invocations that may still be
@@ -188,6 +223,12 @@ func liveInvocations(running []state.Claim, pid int, now time.Time) []state.Clai
 	return out
 }
 
+// finishedJob is the result of the i-th due job.
+type finishedJob struct {
+	i   int
+	res Result
+}
+
 // flushEvery is how often the results of finished jobs are recorded while
 // slower jobs still run. Recording releases a job's claim, so one slow job
 // (the hourly self-check waiting for IMAP, say) does not keep the next
@@ -197,39 +238,48 @@ const flushEvery = 2 * time.Second
 // runAndRecord runs the claimed jobs, records their results as they finish
 // (in batches, at most every flushEvery), and at the end records the run
 // and delivers the outbox.
-func (r *Runner) runAndRecord(ctx context.Context, due []*Job, prevSlots []string, pid int, tier Tier, run state.Run) ([]Outcome, error) {
-	type finished struct {
-		i   int
-		res Result
-	}
-	done := make(chan finished, len(due)) // never blocks a job
+func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, tier Tier, run state.Run) ([]Outcome, error) {
+	done := make(chan finishedJob, len(due)) // never blocks a job
 	go func() {
-		r.runEach(ctx, due, func(i int, res Result) { done <- finished{i, res} })
+		r.runEach(ctx, due, func(i int, res Result) { done <- finishedJob{i, res} })
 		close(done)
 	}()
 	outcomes := make([]Outcome, len(due))
-	var pending []finished
+	var pending []finishedJob
 	// flush records pending results; the final one also records the run and
 	// claims the outbox. Results whose update failed stay pending.
 	flush := func(final bool) ([]state.Notice, error) {
 		var batch []state.Notice
 		stopped := ctx.Err() != nil
+		// In name order: the records are read and written in the order
+		// they are stored.
+		sort.Slice(pending, func(a, b int) bool { return due[pending[a].i].Name < due[pending[b].i].Name })
 		err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
 			now := r.now()
 			r.noteRecovered(tx, now)
-			for _, d := range pending {
+			names := make([]string, len(pending))
+			for k, d := range pending {
+				names[k] = due[d.i].Name
+			}
+			prevs, err := tx.Jobs(names)
+			if err != nil {
+				r.log().Error("job records unreadable; those jobs start afresh", "error", err)
+			}
+			for k, d := range pending {
 				if d.res.cancelled {
+					// Not a result: nothing is recorded, and with its
+					// claim gone the slot is free again.
 					outcomes[d.i] = Outcome{Job: due[d.i], Result: d.res, Cancelled: true}
-					if err := r.release(tx, due[d.i], prevSlots[d.i], pid); err != nil {
-						return err
-					}
 					continue
 				}
-				oc, err := r.record(tx, due[d.i], d.res, pid)
+				oc, err := r.recordOn(tx, due[d.i], prevs[k], d.res, Slot(due[d.i].Every, run.Started))
 				if err != nil {
 					return err
 				}
 				outcomes[d.i] = oc
+			}
+			if err := r.releaseClaims(tx, pid, pending, due, final); err != nil {
+				return err
 			}
 			if !final {
 				return nil
@@ -281,19 +331,34 @@ func (r *Runner) runAndRecord(ctx context.Context, due []*Job, prevSlots []strin
 	}
 }
 
-// release gives back the slot and claim of a job the invocation was stopped
-// before it finished, as if it had never been started.
-func (r *Runner) release(tx *state.Tx, j *Job, prevSlot string, pid int) error {
-	st, _, err := tx.Job(j.Name)
+// releaseClaims drops from this invocation's claims the jobs just recorded
+// (or cut short); the final flush drops the claims record.
+func (r *Runner) releaseClaims(tx *state.Tx, pid int, finished []finishedJob, due []*Job, final bool) error {
+	if final {
+		return tx.DeleteClaims(pid)
+	}
+	all, err := tx.AllClaims()
 	if err != nil {
-		return nil // a damaged record: the next run resets it
+		return err
 	}
-	if st.Running == nil || st.Running.PID != pid {
-		return nil
+	for _, c := range all {
+		if c.PID != pid {
+			continue
+		}
+		done := make(map[string]bool, len(finished))
+		for _, d := range finished {
+			done[due[d.i].Name] = true
+		}
+		kept := c.Jobs[:0]
+		for _, j := range c.Jobs {
+			if !done[j] {
+				kept = append(kept, j)
+			}
+		}
+		c.Jobs = kept
+		return tx.PutClaims(&c)
 	}
-	st.Running = nil
-	st.LastSlot = prevSlot
-	return tx.PutJob(j.Name, &st)
+	return nil
 }
 
 // RunNow runs the jobs at once, ignoring their schedule. With record it
@@ -317,7 +382,7 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 			if results[i].cancelled {
 				continue
 			}
-			oc, err := r.record(tx, j, results[i], pid)
+			oc, err := r.record(tx, j, results[i], "")
 			if err != nil {
 				return err
 			}
@@ -375,22 +440,29 @@ func (r *Runner) runEach(ctx context.Context, jobs []*Job, done func(i int, res 
 	wg.Wait()
 }
 
-// record applies the rules to one result, saves the job's record, and
-// queues any notice and the history's events.
-func (r *Runner) record(tx *state.Tx, j *Job, res Result, pid int) (Outcome, error) {
-	now := r.now()
+// record applies the rules to one result, saves the job's record (with the
+// slot it ran in, for cron; "" keeps the record's), and queues any notice
+// and the history's events.
+func (r *Runner) record(tx *state.Tx, j *Job, res Result, slot string) (Outcome, error) {
 	prev, _, err := tx.Job(j.Name)
 	if err != nil {
-		r.resetDamaged(tx, j.Name, err, now)
+		r.resetDamaged(tx, j.Name, err, r.now())
 	}
+	return r.recordOn(tx, j, prev, res, slot)
+}
+
+// recordOn is record with the job's record read already.
+func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot string) (Outcome, error) {
+	now := r.now()
+	var err error
 	if res.Skipped {
 		// Not checked (the heartbeat store is down): the job keeps its
 		// state; only the reason is shown.
 		next := prev
 		next.LastRun = now
 		next.LastMessage = res.Message
-		if next.Running != nil && next.Running.PID == pid {
-			next.Running = nil
+		if slot != "" {
+			next.LastSlot = slot
 		}
 		return Outcome{Job: j, Result: res}, tx.PutJob(j.Name, &next)
 	}
@@ -412,9 +484,8 @@ func (r *Runner) record(tx *state.Tx, j *Job, res Result, pid int) (Outcome, err
 	if !j.Policy.Failed(res) {
 		next.LastSuccess = now
 	}
-	next.Running = prev.Running
-	if next.Running != nil && next.Running.PID == pid {
-		next.Running = nil
+	if slot != "" {
+		next.LastSlot = slot
 	}
 	first := next.Failing && prev.NotifiedStatus == "" && (d == Alert || d == Escalate)
 	if next.Failing && next.Thread == "" && (d == Alert || d == Escalate) {
@@ -632,11 +703,7 @@ func (r *Runner) housekeeping(tx *state.Tx, tier Tier, now time.Time) error {
 		if r.Configured[name] || isHeartbeatOf(name, remembered) {
 			return nil
 		}
-		last := j.LastRun
-		if j.Running != nil && j.Running.Started.After(last) {
-			last = j.Running.Started
-		}
-		if derr != nil || now.Sub(last) > r.ForgetAfter {
+		if derr != nil || now.Sub(j.LastRun) > r.ForgetAfter {
 			drop = append(drop, name)
 		}
 		return nil

@@ -13,8 +13,8 @@ var c0 = time.Date(2026, 11, 21, 12, 0, 0, 123, time.UTC)
 var (
 	sampleJob = Job{Failing: true, Failures: 7, FirstFailure: c0, LastNotified: c0, Since: c0, LastSlot: "slot", FirstRun: c0,
 		LastRun: c0, LastSuccess: c0, LastDuration: time.Second, LastStatus: "WARNING", LastMessage: "m ü", LastPerfdata: "a=1",
-		LastLongOutput: "x\ny", NotifiedStatus: "WARNING", Thread: "t", Held: c0, Ack: &Ack{By: "a", At: c0, Reason: "r"},
-		Running: &Claim{PID: 9, Started: c0, Expires: c0.Add(time.Hour)}}
+		LastLongOutput: "x\ny", NotifiedStatus: "WARNING", Thread: "t", Held: c0, Ack: &Ack{By: "a", At: c0, Reason: "r"}}
+	sampleClaims = Claims{Claim: Claim{PID: 9, Started: c0, Expires: c0.Add(time.Hour)}, Jobs: []string{"a", "tcp:b[x:1]"}}
 	sampleHealth = Health{LastRun: Run{Tier: "hour", Started: c0, Finished: c0, Error: "e"},
 		Mail:    Mail{SelfCheckAt: c0, SelfCheckOK: true, SelfCheckError: "s", SendAt: c0, SendOK: true, SendError: "x"},
 		Running: []Claim{{PID: 1, Started: c0, Expires: c0}}}
@@ -85,6 +85,8 @@ func TestRecordsRoundTrip(t *testing.T) {
 	check("service", sampleService, v, err)
 	r, err := DecodeRecipient(encodeRecipient(&sampleRecipient))
 	check("recipient", sampleRecipient, r, err)
+	cl, err := DecodeClaims(encodeClaims(&sampleClaims))
+	check("claims", sampleClaims, cl, err)
 	z, err := DecodeJob(encodeJob(&Job{}))
 	check("zero job", Job{}, z, err)
 }
@@ -141,6 +143,9 @@ func FuzzDecodeHealth(f *testing.F) {
 }
 func FuzzDecodeNotice(f *testing.F) {
 	fuzzRecord(f, encodeNotice(&sampleNotice), DecodeNotice, encodeNotice)
+}
+func FuzzDecodeClaims(f *testing.F) {
+	fuzzRecord(f, encodeClaims(&sampleClaims), DecodeClaims, encodeClaims)
 }
 func FuzzDecodeEvent(f *testing.F) {
 	fuzzRecord(f, encodeEvent(&sampleEvent), DecodeEvent, encodeEvent)

@@ -16,6 +16,7 @@ const (
 	kindSilence   byte = 'S'
 	kindService   byte = 'V'
 	kindRecipient byte = 'R'
+	kindClaims    byte = 'C'
 )
 
 // Job is the remembered state of one job.
@@ -59,8 +60,6 @@ type Job struct {
 	Held time.Time
 	// Ack is set when an operator acknowledged the current outage.
 	Ack *Ack
-	// Running is set while an invocation runs the job.
-	Running *Claim
 }
 
 // Ack is an acknowledgement of a job's current outage.
@@ -68,6 +67,47 @@ type Ack struct {
 	By     string
 	At     time.Time
 	Reason string
+}
+
+// Claims are the jobs one cron invocation is running: one record per
+// invocation (not a write to every job's record), so claiming 10,000 jobs
+// costs one small write. A record whose process is gone before it expired
+// is a crashed run: its jobs count as run in their slot until it expires.
+type Claims struct {
+	Claim
+	Jobs []string
+}
+
+const claimsVersion = 1
+
+func encodeClaims(c *Claims) []byte {
+	n := 32
+	for _, j := range c.Jobs {
+		n += len(j) + 2
+	}
+	e := newEncoder(kindClaims, claimsVersion, n)
+	e.int(int64(c.PID))
+	e.time(c.Started)
+	e.time(c.Expires)
+	e.strs(c.Jobs)
+	return e.b
+}
+
+// DecodeClaims decodes an invocation's claims.
+func DecodeClaims(b []byte) (Claims, error) {
+	d, _ := newDecoder(b, kindClaims, claimsVersion)
+	c := Claims{Claim: Claim{PID: d.count("claim pid"), Started: d.time(), Expires: d.time()}}
+	n := d.uint()
+	if n > 1<<24 || n > uint64(len(d.b)) {
+		d.fail("%d claimed jobs", n)
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		c.Jobs = append(c.Jobs, d.str())
+	}
+	if err := d.done(); err != nil {
+		return Claims{}, fmt.Errorf("claims record: %w", err)
+	}
+	return c, nil
 }
 
 // MaxClaim is the longest a claim may hold: longer than any job timeout or
@@ -140,7 +180,6 @@ func encodeJob(j *Job) []byte {
 		e.time(j.Ack.At)
 		e.str(j.Ack.Reason)
 	}
-	encodeClaim(e, j.Running)
 	return e.b
 }
 
@@ -184,11 +223,26 @@ func DecodeJob(b []byte) (Job, error) {
 	if d.bool() {
 		j.Ack = &Ack{By: d.str(), At: d.time(), Reason: d.str()}
 	}
-	j.Running = decodeClaim(d)
 	if err := d.done(); err != nil {
 		return Job{}, fmt.Errorf("job record: %w", err)
 	}
 	return j, nil
+}
+
+// peekLastSlot reads only a job record's LastSlot, for the claim of a run,
+// which looks at every due job's slot and at nothing else of it.
+func peekLastSlot(b []byte) (string, error) {
+	d, _ := newDecoder(b, kindJob, jobVersion)
+	d.bool()            // Failing
+	d.count("failures") // Failures
+	d.time()            // FirstFailure
+	d.time()            // LastNotified
+	d.time()            // Since
+	slot := d.str()
+	if d.err != nil {
+		return "", fmt.Errorf("job record: %w", d.err)
+	}
+	return slot, nil
 }
 
 // Health is the small record `checker serve` reads to answer peers: the

@@ -12,6 +12,7 @@ type Snapshot struct {
 	Silences   []Silence
 	Services   []Service
 	Recipients []Recipient
+	Claims     []Claims
 }
 
 // Snapshot reads the whole state. Records that cannot be decoded are left
@@ -43,6 +44,8 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 		snap.Services, err = tx.Services()
 		keep(err)
 		snap.Recipients, err = tx.Recipients()
+		keep(err)
+		snap.Claims, err = tx.AllClaims()
 		keep(err)
 		return nil
 	})

@@ -242,7 +242,7 @@ func guard(f func() error) (err error) {
 	return f()
 }
 
-var bucketNames = [][]byte{bMeta, bJobs, bOutbox, bEvents, bEventIdx, bSilences, bServices, bRecipients}
+var bucketNames = [][]byte{bMeta, bJobs, bOutbox, bEvents, bEventIdx, bSilences, bServices, bRecipients, bClaims}
 
 var (
 	bMeta       = []byte("meta")
@@ -253,6 +253,7 @@ var (
 	bSilences   = []byte("silences")
 	bServices   = []byte("services")
 	bRecipients = []byte("recipients")
+	bClaims     = []byte("claims")
 
 	keyVersion   = []byte("version")
 	keyHealth    = []byte("health")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -88,6 +89,62 @@ func (tx *Tx) Job(name string) (j Job, found bool, err error) {
 		return Job{}, false, fmt.Errorf("state of job %s: %w", name, err)
 	}
 	return j, true, nil
+}
+
+// LastSlots returns the LastSlot of each named job ("" when it has no
+// record), reading the records in one pass: names must be sorted. A record
+// that cannot be read gives "" and an error naming it, the others still
+// come back.
+func (tx *Tx) LastSlots(names []string) ([]string, error) {
+	out := make([]string, len(names))
+	err := tx.walkJobs(names, func(i int, v []byte) error {
+		slot, err := peekLastSlot(v)
+		out[i] = slot
+		return err
+	})
+	return out, err
+}
+
+// Jobs returns the records of the named jobs (zero where there is none),
+// reading them in one pass: names must be sorted. A record that cannot be
+// read gives a zero Job and an error naming it; the others still come back.
+func (tx *Tx) Jobs(names []string) ([]Job, error) {
+	out := make([]Job, len(names))
+	err := tx.walkJobs(names, func(i int, v []byte) error {
+		j, err := DecodeJob(v)
+		out[i] = j
+		return err
+	})
+	return out, err
+}
+
+// walkJobs calls fn with the record of each of the sorted names that has
+// one, walking the bucket once instead of seeking each name from the root.
+func (tx *Tx) walkJobs(names []string, fn func(i int, v []byte) error) error {
+	b := tx.bucket(bJobs)
+	if b == nil || len(names) == 0 {
+		return nil
+	}
+	var bad []error
+	c := b.Cursor()
+	k, v := c.Seek([]byte(names[0]))
+	for i, name := range names {
+		// Walk forward to name; a long gap is crossed with a seek.
+		for steps := 0; k != nil && string(k) < name; steps++ {
+			if steps == 8 {
+				k, v = c.Seek([]byte(name))
+				break
+			}
+			k, v = c.Next()
+		}
+		if k == nil || string(k) != name {
+			continue
+		}
+		if err := fn(i, v); err != nil {
+			bad = append(bad, fmt.Errorf("state of job %s: %w", name, err))
+		}
+	}
+	return errors.Join(bad...)
 }
 
 // PutJob saves the job's record.
@@ -406,3 +463,44 @@ func (tx *Tx) PutRecipient(r *Recipient) error {
 
 // DeleteRecipient drops a destination's record.
 func (tx *Tx) DeleteRecipient(to string) error { return tx.del(bRecipients, []byte(to)) }
+
+// AllClaims returns the claims of every invocation that left them.
+func (tx *Tx) AllClaims() ([]Claims, error) {
+	b := tx.bucket(bClaims)
+	if b == nil {
+		return nil, nil
+	}
+	var out []Claims
+	err := b.ForEach(func(k, v []byte) error {
+		c, err := DecodeClaims(v)
+		if err != nil {
+			return fmt.Errorf("claims %q: %w", k, err)
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+// PutClaims saves an invocation's claims, under its pid.
+func (tx *Tx) PutClaims(c *Claims) error {
+	return tx.put(bClaims, []byte(strconv.Itoa(c.PID)), encodeClaims(c))
+}
+
+// DeleteClaims drops the claims of the invocation with pid.
+func (tx *Tx) DeleteClaims(pid int) error { return tx.del(bClaims, []byte(strconv.Itoa(pid))) }
+
+// Running reports which jobs an invocation that is still alive at now is
+// running.
+func (tx *Tx) Running(now time.Time) (map[string]bool, error) {
+	all, err := tx.AllClaims()
+	out := map[string]bool{}
+	for _, c := range all {
+		if c.Alive(now) {
+			for _, j := range c.Jobs {
+				out[j] = true
+			}
+		}
+	}
+	return out, err
+}
