@@ -2,11 +2,16 @@ package cmd
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
+	"checker/config"
+	"checker/heartbeat"
 	"checker/jobs"
+	"checker/metrics"
 	"checker/state"
+	"checker/ui"
 )
 
 // statusQuery says what collectStatus gathers, from one read of the state.
@@ -176,4 +181,124 @@ func discoveredJobs(tx *state.Tx, configured []*jobs.Job) ([]*jobs.Job, error) {
 		return nil, fmt.Errorf("reading the discovered heartbeat jobs: %w", err)
 	}
 	return out, nil
+}
+
+// pageStatus is doc as the status page shows it.
+func pageStatus(doc statusDoc) ui.Status {
+	st := ui.Status{Mail: doc.Mail.Status, MailProblem: doc.Mail.Problem, Crashed: doc.Mail.CrashedRun,
+		Outbox: len(doc.Outbox), FailingRecipients: len(doc.Recipients), Jobs: make([]ui.Job, 0, len(doc.Jobs))}
+	if r := doc.LastRun; r != nil {
+		st.LastRun = &ui.Run{Tier: r.Tier, Finished: r.Finished, Took: r.Finished.Sub(r.Started).Round(time.Millisecond), Error: r.Error}
+	}
+	for _, j := range doc.Jobs {
+		st.Jobs = append(st.Jobs, ui.Job{
+			Name: j.Name, Type: j.Type, Target: j.Target, State: j.State, Status: j.Status, Message: j.Message,
+			Since: deref(j.Since), LastRun: deref(j.LastRun), Failures: j.Failures, Running: j.Running,
+			Uptime: [3]*float64{j.Uptime.Day, j.Uptime.Week, j.Uptime.Month}, Notes: jobNotes(j),
+		})
+	}
+	return st
+}
+
+// metricsSnapshot is doc as metrics. readErr is the error of reading the
+// state, if it could not be read.
+func metricsSnapshot(doc statusDoc, readErr error, s *config.Settings) metrics.Snapshot {
+	m := metrics.Snapshot{Server: s.General.ServerName, Version: versionString(), StateError: readErr}
+	if readErr != nil {
+		return m
+	}
+	for _, j := range doc.Jobs {
+		mj := metrics.Job{Name: j.Name, Type: j.Type, Ran: j.LastRun != nil, Up: j.State == "succeeding", Failures: j.Failures,
+			LastRun: deref(j.LastRun), LastSuccess: deref(j.LastSuccess), Duration: time.Duration(j.DurationSeconds * float64(time.Second)),
+			Silenced: j.Silenced != nil, Acked: j.Acknowledged != nil, InWindow: j.Maintenance != "", Status: int(jobs.Unknown)}
+		if j.Code != nil {
+			mj.Status = *j.Code
+		}
+		m.Jobs = append(m.Jobs, mj)
+	}
+	if r := doc.LastRun; r != nil {
+		m.LastRun = metrics.Run{Tier: r.Tier, Started: r.Started, Finished: r.Finished}
+		m.LastRun.Failed = r.Error != ""
+	}
+	m.LastRun.Failed = m.LastRun.Failed || doc.Mail.CrashedRun != ""
+	m.Mail = metrics.Mail{Healthy: doc.Mail.Status != "problem", SelfCheck: deref(doc.Mail.SelfCheckAt), SelfCheckOK: doc.Mail.SelfCheckOK,
+		Send: deref(doc.Mail.LastSendAt), SendOK: doc.Mail.LastSendOK}
+	kinds := channelKinds(s)
+	for _, r := range doc.destinations {
+		kind, ok := kinds[strings.ToLower(r.To)]
+		if !ok {
+			kind = "email"
+		}
+		m.Destinations = append(m.Destinations, metrics.Destination{Name: r.To, Channel: kind, Sent: r.Sent, Failed: r.Failed, Failing: r.Failing})
+	}
+	m.Outbox = len(doc.Outbox)
+	return m
+}
+
+// channelKinds maps each [channels] name, lower-cased, to the service it
+// sends to: the scheme of its URL (slack, ntfy, generic…), never more of
+// the URL, which holds secrets.
+func channelKinds(s *config.Settings) map[string]string {
+	out := make(map[string]string, len(s.Channels))
+	for _, c := range s.Channels {
+		kind := "channel"
+		if u, err := url.Parse(c.URL); err == nil && u.Scheme != "" {
+			kind = strings.ToLower(u.Scheme)
+		}
+		out[strings.ToLower(c.Name)] = kind
+	}
+	return out
+}
+
+// heartbeatThresholds returns the liveness thresholds of each service: a
+// heartbeat job's own, else those of [heartbeat].
+func heartbeatThresholds(s *config.Settings, all []*jobs.Job) func(service string) heartbeat.Thresholds {
+	def := heartbeat.Thresholds{Alive: s.Heartbeat.Alive, Stale: s.Heartbeat.Stale}
+	if def.Validate() != nil {
+		def = heartbeat.DefaultThresholds()
+	}
+	own := map[string]heartbeat.Thresholds{}
+	for _, j := range all {
+		if h, ok := j.Spec.(*jobs.Heartbeat); ok {
+			if t := (heartbeat.Thresholds{Alive: h.Alive, Stale: h.Stale}); t.Validate() == nil {
+				own[h.Service] = t
+			}
+		}
+	}
+	return func(service string) heartbeat.Thresholds {
+		if t, ok := own[service]; ok {
+			return t
+		}
+		return def
+	}
+}
+
+// addHeartbeats puts the store's heartbeats into m as of now.
+func addHeartbeats(m *metrics.Snapshot, msgs []heartbeat.Message, err error, thresholds func(string) heartbeat.Thresholds, now time.Time) {
+	m.HeartbeatsRead, m.HeartbeatError = true, err
+	for _, hb := range msgs {
+		m.Heartbeats = append(m.Heartbeats, metrics.Heartbeat{Service: hb.ServiceName, Timestamp: hb.Timestamp,
+			State: ui.Liveness(hb, thresholds(hb.ServiceName), now)})
+	}
+}
+
+// watchesHeartbeats reports whether the settings watch any heartbeat, so
+// that metrics list the store.
+func watchesHeartbeats(s *config.Settings, all []*jobs.Job) bool {
+	if s.Heartbeat.Discover {
+		return true
+	}
+	for _, j := range all {
+		if _, ok := j.Spec.(*jobs.Heartbeat); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }

@@ -107,16 +107,33 @@ var HeartbeatStates = []string{"alive", "stale", "dead", "future"}
 // service named twice is exported once, as the format requires.
 func Families(s Snapshot, now time.Time) []*dto.MetricFamily {
 	b := newBuilder()
-	b.family("checker_info", "Information about this checker; always 1.").add(1, labels("server", s.Server, "version", s.Version))
+	b.stateFamilies(s)
+	b.liveFamilies(s, now)
+	return b.families()
+}
+
+// StateFamilies are the families of s that depend on the state alone, not
+// on the time they are asked for: a server may keep them until the state
+// changes. LiveFamilies are the others.
+func StateFamilies(s Snapshot) []*dto.MetricFamily {
+	b := newBuilder()
+	b.stateFamilies(s)
+	return b.families()
+}
+
+// LiveFamilies are the families of s that depend on now: the time of the
+// scrape and the heartbeats.
+func LiveFamilies(s Snapshot, now time.Time) []*dto.MetricFamily {
+	b := newBuilder()
+	b.liveFamilies(s, now)
+	return b.families()
+}
+
+func (b *builder) liveFamilies(s Snapshot, now time.Time) {
 	b.family("checker_scrape_timestamp_seconds", "When these metrics were computed, as a Unix time.").add(unix(now), nil)
-	b.family("checker_state_ok", "Whether the state could be read (1) or not (0): without it, the job, run, mail and delivery metrics are missing.").add(boolf(s.StateError == nil), nil)
-	if s.StateError == nil {
-		b.stateFamilies(s)
-	}
 	if s.HeartbeatsRead {
 		b.heartbeatFamilies(s, now)
 	}
-	return b.families()
 }
 
 // heartbeatFamilies adds the metrics of the heartbeat store.
@@ -144,6 +161,11 @@ func (b *builder) heartbeatFamilies(s Snapshot, now time.Time) {
 
 // stateFamilies adds the metrics read from the state.
 func (b *builder) stateFamilies(s Snapshot) {
+	b.family("checker_info", "Information about this checker; always 1.").add(1, labels("server", s.Server, "version", s.Version))
+	b.family("checker_state_ok", "Whether the state could be read (1) or not (0): without it, the job, run, mail and delivery metrics are missing.").add(boolf(s.StateError == nil), nil)
+	if s.StateError != nil {
+		return
+	}
 	var (
 		info     = b.family("checker_job_info", "A configured job; always 1.")
 		up       = b.family("checker_job_up", "Whether the job's last run succeeded (1) or the job is failing (0).")
@@ -220,9 +242,12 @@ func Write(w io.Writer, fams []*dto.MetricFamily) error {
 }
 
 // Text returns the families of s as of now in the text exposition format.
-func Text(s Snapshot, now time.Time) ([]byte, error) {
+func Text(s Snapshot, now time.Time) ([]byte, error) { return TextOf(Families(s, now)) }
+
+// TextOf returns fams in the text exposition format.
+func TextOf(fams []*dto.MetricFamily) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := Write(&buf, Families(s, now)); err != nil {
+	if err := Write(&buf, fams); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

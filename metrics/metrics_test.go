@@ -2,7 +2,11 @@ package metrics
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,4 +213,36 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestHandlerJoinsParts: the state part (cacheable) and the live part
+// together are one valid exposition holding every family.
+func TestHandlerJoinsParts(t *testing.T) {
+	s := sample()
+	state := must(TextOf(StateFamilies(s)))
+	h := Handler(
+		func(context.Context) []byte { return state },
+		func(context.Context) []byte { return must(TextOf(LiveFamilies(s, now))) },
+	)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != ContentType || !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	got := parse(t, body)
+	want := parse(t, must(Text(s, now)))
+	if len(got) != len(want) {
+		t.Errorf("%d families served, %d in Families", len(got), len(want))
+	}
+	for name := range want {
+		if got[name] == nil {
+			t.Errorf("%s missing", name)
+		}
+	}
 }
