@@ -182,7 +182,8 @@ func TestStatusPageAccessThroughServe(t *testing.T) {
 }
 
 // TestStreamFloodKeepsPeersAnswered: more page viewers than the cap of
-// live streams get a clear refusal, and GET / keeps answering peers.
+// live streams get a clear refusal, GET / keeps answering peers, and
+// SIGTERM still stops serve cleanly.
 func TestStreamFloodKeepsPeersAnswered(t *testing.T) {
 	_, p := uiInstance(t, "")
 	const viewers = 40 // the cap is 32
@@ -246,5 +247,9 @@ func TestStreamFloodKeepsPeersAnswered(t *testing.T) {
 	}
 	if code, _, _ := p.get("/ui/"); code != http.StatusOK {
 		t.Errorf("the page with the streams at their cap: %d", code)
+	}
+	// Open streams do not hold up a clean stop.
+	if code := p.terminate(); code != 0 {
+		t.Errorf("checker serve exited %d on SIGTERM with streams open, want 0", code)
 	}
 }
