@@ -75,9 +75,10 @@ test: deps-test vet
 	$(GO) test -race -count=1 ./...
 
 # From Debian's packages: redis-server for the heartbeat store tests,
-# logrotate for the test of the shipped logrotate snippet.
+# logrotate for the test of the shipped logrotate snippet, chromium for the
+# status page's test in a real browser (headless).
 deps-test:
-	@missing=; for p in redis-server logrotate; do \
+	@missing=; for p in redis-server logrotate chromium; do \
 	  command -v $$p >/dev/null 2>&1 || test -x /usr/sbin/$$p || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing$$missing (needed by the tests)"; \

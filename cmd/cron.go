@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"checker/heartbeat"
 	"checker/jobs"
+	"checker/metrics"
 	"checker/state"
 )
 
@@ -40,8 +43,15 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 		return err
 	}
 	defer a.close()
-	all := a.allJobs(ctx) // first: the runner remembers what it discovered
+	all := a.allJobs(ctx)
 	_, err = a.runner(a.newEnv()).Cron(ctx, tier, all)
+	if path := a.settings.General.MetricsTextfile; path != "" {
+		// Whatever the run did, the file tells what the state says now; a
+		// failure to write it is the log's business, never the run's.
+		if werr := a.writeMetricsTextfile(ctx, path, all); werr != nil {
+			a.log.Error("cannot write the metrics textfile", "error", werr)
+		}
+	}
 	if errors.Is(err, state.ErrLocked) {
 		return &exitError{code: exitTempFail, err: err}
 	}
@@ -54,4 +64,38 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 		return fmt.Errorf("cron %s: %w", tier, err)
 	}
 	return nil
+}
+
+// textfileStoreTimeout bounds the read of the heartbeat store for the
+// metrics textfile.
+const textfileStoreTimeout = 2 * time.Second
+
+// writeMetricsTextfile writes the metrics of the state, and of the
+// heartbeat store when heartbeats are watched, to path for
+// node_exporter's textfile collector.
+func (a *app) writeMetricsTextfile(ctx context.Context, path string, all []*jobs.Job) error {
+	now := time.Now()
+	var doc statusDoc
+	readErr := a.store().View(func(tx *state.Tx) error {
+		var err error
+		doc, err = collectStatus(tx, statusQuery{server: a.settings.General.ServerName, jobs: all, windows: a.windows(),
+			noMail: a.settings.Email.NoMail, noUptime: true}, now)
+		return err
+	})
+	m := metricsSnapshot(doc, readErr, a.settings)
+	if watchesHeartbeats(a.settings, all) {
+		var msgs []heartbeat.Message
+		store, err := a.newEnv().HeartbeatStore()
+		if err == nil {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), textfileStoreTimeout)
+			msgs, err = store.List(lctx)
+			cancel()
+		}
+		addHeartbeats(&m, msgs, err, heartbeatThresholds(a.settings, all), now)
+	}
+	text, err := metrics.Text(m, now)
+	if err != nil {
+		return err
+	}
+	return metrics.WriteTextfile(path, text)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 	"checker/config"
 	"checker/heartbeat"
 	"checker/jobs"
+	"checker/metrics"
 	"checker/server"
 	"checker/state"
+	"checker/ui"
 )
 
 func newServeCommand(g *globalOptions) *cobra.Command {
@@ -33,6 +36,12 @@ func newServeCommand(g *globalOptions) *cobra.Command {
   POST /heartbeat/SERVICE   record a heartbeat (JSON body optional). Without
                             push_token only clients on this machine may push;
                             with it, send "Authorization: Bearer TOKEN"
+  GET  /ui/                 the status page: every job and heartbeat service,
+                            heartbeats live. Without [serve] ui_token only for
+                            clients on this machine; with it, log in with the
+                            token (a form, or /ui/?token=TOKEN, sets a cookie)
+                            or send "Authorization: Bearer TOKEN"
+  GET  /metrics             Prometheus metrics; access as for /ui/ (bearer only)
 
 It keeps what the verdict needs from the state file and reads the file
 again only when it changes, so it needs no restart when cron runs, and
@@ -82,23 +91,37 @@ type serving struct {
 	settings *config.Settings
 	health   *server.StateHealth
 	hb       heartbeat.Store
+	// cfg is what the settings in force configure; feed follows hb for the
+	// status page and the metrics; page is the status page being served.
+	cfg  *serveConfig
+	feed *ui.Feed
+	page *ui.UI
 	// ctx lives as long as serve; stopMirror ends the mirroring of the
 	// store in force (a no-op for the local store).
 	ctx        context.Context
 	stopMirror context.CancelFunc
 }
 
+// serveConfig is what serve takes from the settings: the settings, the
+// configured jobs and the maintenance windows.
+type serveConfig struct {
+	settings *config.Settings
+	jobs     []*jobs.Job
+	windows  func(job string, now time.Time) (string, bool)
+}
+
 // serve is `checker serve`; it returns when ctx ends.
 func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.Signal) error {
-	s, err := g.loadServeSettings()
+	cfg, err := g.loadServeConfig()
 	if err != nil {
 		return err
 	}
+	s := cfg.settings
 	log, logFile := g.serveLogger(s)
 	if logFile != nil {
 		defer logFile.Close()
 	}
-	sv := &serving{g: g, listenFlag: listen, log: log, logFile: logFile, settings: s, ctx: ctx}
+	sv := &serving{g: g, listenFlag: listen, log: log, logFile: logFile, settings: s, cfg: cfg, ctx: ctx}
 	if listen == "" {
 		listen = s.Serve.Listen
 	}
@@ -108,9 +131,13 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 	}
 	sv.stopMirror = sv.mirror(sv.hb)
 	defer func() { sv.stopMirror(); sv.hb.Close() }()
+	sv.feed = sv.newFeed(sv.hb)
+	defer func() { sv.feed.Close() }()
 	sv.health = sv.newHealth(s)
 
-	sv.srv, err = server.New(server.Options{Addr: listen, TLSCert: s.Serve.TLSCert, TLSKey: s.Serve.TLSKey, Log: log}, sv.routes(s, sv.health, sv.hb))
+	routes, page := sv.routes(cfg, sv.health, sv.hb, sv.feed)
+	sv.page = page
+	sv.srv, err = server.New(server.Options{Addr: listen, TLSCert: s.Serve.TLSCert, TLSKey: s.Serve.TLSKey, Log: log}, routes)
 	if err != nil {
 		return err
 	}
@@ -129,6 +156,9 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 		for {
 			select {
 			case <-ctx.Done():
+				// The page's live streams end now, so that the shutdown
+				// does not wait for viewers.
+				sv.page.Close()
 				return
 			case <-hup:
 				sv.reload()
@@ -141,15 +171,15 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 	return err
 }
 
-// loadServeSettings loads and validates the settings as every command does;
+// loadServeConfig loads and validates the settings as every command does;
 // serve keeps its own log, so the app's is closed at once.
-func (g *globalOptions) loadServeSettings() (*config.Settings, error) {
+func (g *globalOptions) loadServeConfig() (*serveConfig, error) {
 	a, err := g.loadApp()
 	if err != nil {
 		return nil, err
 	}
 	a.close()
-	return a.settings, nil
+	return &serveConfig{settings: a.settings, jobs: a.jobs, windows: a.windows()}, nil
 }
 
 // serveLogger is serve's log: the journal (stderr) at info; with -d stderr
@@ -185,8 +215,50 @@ func (sv *serving) newHealth(s *config.Settings) *server.StateHealth {
 	return h
 }
 
-// routes are the routes for settings s.
-func (sv *serving) routes(s *config.Settings, health *server.StateHealth, hb heartbeat.Store) []server.Route {
+// newFeed is the heartbeat feed of the status page and the metrics.
+func (sv *serving) newFeed(hb heartbeat.Store) *ui.Feed {
+	return ui.NewFeed(hb, ui.FeedOptions{Log: sv.log})
+}
+
+// routes are the routes for the settings of cfg, with the status page
+// they serve.
+func (sv *serving) routes(cfg *serveConfig, health *server.StateHealth, hb heartbeat.Store, feed *ui.Feed) ([]server.Route, *ui.UI) {
+	s := cfg.settings
+	view := newStateView(cfg)
+	thresholds := heartbeatThresholds(s, cfg.jobs)
+	page := ui.New(ui.Options{
+		Server:  s.General.ServerName,
+		Version: versionString(),
+		Status: func(context.Context) (ui.Status, error) {
+			v, err := view.snap.Get()
+			if err != nil {
+				return ui.Status{}, err
+			}
+			return pageStatus(v.doc), nil
+		},
+		Feed:         feed,
+		Thresholds:   thresholds,
+		Token:        s.Serve.UIToken,
+		IsLoopback:   server.IsLoopback,
+		SecureCookie: s.Serve.TLSCert != "" || s.Serve.TLSKey != "",
+		Log:          sv.log,
+	})
+	stateMetrics := func(context.Context) []byte {
+		v, err := view.snap.Get()
+		if err != nil {
+			text, _ := metrics.TextOf(metrics.StateFamilies(metricsSnapshot(statusDoc{}, err, s)))
+			return text
+		}
+		return v.metrics()
+	}
+	liveMetrics := func(ctx context.Context) []byte {
+		now := time.Now()
+		var m metrics.Snapshot
+		msgs, err := feed.Heartbeats(ctx)
+		addHeartbeats(&m, msgs, err, thresholds, now)
+		text, _ := metrics.TextOf(metrics.LiveFamilies(m, now))
+		return text
+	}
 	return server.Checker{
 		ServerName: s.General.ServerName,
 		Version:    versionString(),
@@ -195,8 +267,66 @@ func (sv *serving) routes(s *config.Settings, health *server.StateHealth, hb hea
 		PushToken:  s.Serve.PushToken,
 		Health:     health.Health,
 		Heartbeats: hb,
+		UI:         page,
+		Metrics:    metrics.Handler(stateMetrics, liveMetrics),
+		UIToken:    s.Serve.UIToken,
 		Log:        sv.log,
-	}.Routes()
+	}.Routes(), page
+}
+
+// stateView is the state as the status page and the metrics show it: read
+// again when the state file changes, and once a minute besides (uptime
+// and running jobs move with the clock), never per request.
+type stateView struct {
+	snap *server.Snapshot[viewKey, *viewValue]
+}
+
+type viewKey struct {
+	file   server.FileID
+	minute int64
+}
+
+// viewValue is one read of the state; its metrics text is made on first
+// use.
+type viewValue struct {
+	doc     statusDoc
+	metrics func() []byte
+}
+
+func newStateView(cfg *serveConfig) *stateView {
+	s := cfg.settings
+	store := &state.Store{Path: s.General.StateFile}
+	read := func() (*viewValue, error) {
+		now := time.Now()
+		var doc statusDoc
+		err := store.View(func(tx *state.Tx) error {
+			all := cfg.jobs
+			if s.Heartbeat.Discover {
+				found, err := discoveredJobs(tx, cfg.jobs)
+				if err != nil {
+					return err
+				}
+				all = append(all[:len(all):len(all)], found...)
+			}
+			var err error
+			doc, err = collectStatus(tx, statusQuery{server: s.General.ServerName, jobs: all, windows: cfg.windows, noMail: s.Email.NoMail}, now)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		v := &viewValue{doc: doc}
+		v.metrics = sync.OnceValue(func() []byte {
+			text, _ := metrics.TextOf(metrics.StateFamilies(metricsSnapshot(doc, nil, s)))
+			return text
+		})
+		return v, nil
+	}
+	identity := func() (viewKey, error) {
+		id, err := server.FileIdentity(store.Path)
+		return viewKey{file: id, minute: time.Now().Unix() / 60}, err
+	}
+	return &stateView{snap: server.NewSnapshot(identity, read, nil)}
 }
 
 // reload is SIGHUP: reopen the log file, read the settings again and put
@@ -208,11 +338,12 @@ func (sv *serving) reload() {
 			log.Error("SIGHUP: cannot reopen the log file; still writing to the old one", "err", err)
 		}
 	}
-	s, err := sv.g.loadServeSettings()
+	cfg, err := sv.g.loadServeConfig()
 	if err != nil {
 		log.Error("SIGHUP: the settings have errors; the ones in force stay", "err", err)
 		return
 	}
+	s := cfg.settings
 	old := sv.settings
 	if sv.listenFlag == "" && s.Serve.Listen != old.Serve.Listen {
 		log.Warn("SIGHUP: [serve] listen changed; restart checker serve to listen there", "listening", sv.srv.Addr(), "configured", s.Serve.Listen)
@@ -225,15 +356,17 @@ func (sv *serving) reload() {
 		log.Warn("SIGHUP: [serve] tls_cert/tls_key switch TLS on or off; restart checker serve for that")
 	}
 
-	hb := sv.hb
+	hb, feed := sv.hb, sv.feed
 	if jobs.HeartbeatStoreConfig(s) != jobs.HeartbeatStoreConfig(old) {
 		if hb, err = sv.openStore(s); err != nil {
 			log.Error("SIGHUP: cannot open the new heartbeat store; the settings in force stay", "err", err)
 			return
 		}
+		feed = sv.newFeed(hb)
 	}
 	undo := func() {
 		if hb != sv.hb {
+			feed.Close()
 			hb.Close()
 		}
 	}
@@ -248,18 +381,26 @@ func (sv *serving) reload() {
 	if s.General.StateFile != old.General.StateFile {
 		health = sv.newHealth(s)
 	}
-	if err := sv.srv.SetRoutes(sv.routes(s, health, hb)); err != nil {
+	routes, page := sv.routes(cfg, health, hb, feed)
+	if err := sv.srv.SetRoutes(routes); err != nil {
+		page.Close()
 		undo()
 		log.Error("SIGHUP: cannot serve the new settings; the ones in force stay", "err", err)
 		return
 	}
+	// The old page's live streams end; their pages reconnect to the new
+	// one, under the access rule now in force.
+	sv.page.Close()
 	if hb != sv.hb {
-		oldStore, oldMirror := sv.hb, sv.stopMirror
-		oldMirror()
+		oldStore, oldFeed := sv.hb, sv.feed
+		sv.stopMirror()
 		sv.stopMirror = sv.mirror(hb)
-		time.AfterFunc(storeCloseDelay, func() { oldStore.Close() })
+		time.AfterFunc(storeCloseDelay, func() {
+			oldFeed.Close()
+			oldStore.Close()
+		})
 	}
-	sv.settings, sv.health, sv.hb = s, health, hb
+	sv.settings, sv.health, sv.hb, sv.feed, sv.page, sv.cfg = s, health, hb, feed, page, cfg
 	log.Info("SIGHUP: settings reloaded", "file", s.File)
 }
 

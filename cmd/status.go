@@ -59,6 +59,8 @@ type statusDoc struct {
 	Mail       mailStatus        `json:"mail"`
 	Recipients []recipientStatus `json:"recipients"`
 	Outbox     []noticeStatus    `json:"outbox"`
+	// destinations are all recipients with their counters, for metrics.
+	destinations []state.Recipient
 }
 
 type jobStatus struct {
@@ -182,99 +184,10 @@ func showStatus(ctx context.Context, g *globalOptions, o statusOptions, patterns
 		}
 	}
 	now := time.Now()
-	doc := statusDoc{Schema: statusSchema, Server: a.settings.General.ServerName, Generated: now, Jobs: []jobStatus{},
-		Recipients: []recipientStatus{}, Outbox: []noticeStatus{}}
-	windows := a.windows()
+	var doc statusDoc
+	q := statusQuery{server: a.settings.General.ServerName, jobs: all, windows: a.windows(), noMail: a.settings.Email.NoMail, failingOnly: o.failing}
 	err = a.store().View(func(tx *state.Tx) error {
-		silences, err := tx.Silences()
-		if err != nil {
-			return err
-		}
-		running, err := tx.Running(now)
-		if err != nil {
-			return err
-		}
-		for _, j := range all {
-			js := jobStatus{Name: j.Name, Type: j.Type, Target: j.Target, State: "never run"}
-			st, found, err := tx.Job(j.Name)
-			if err != nil {
-				js.Message = err.Error()
-			}
-			if found {
-				js.Status, js.Code, js.Message = st.LastStatus, statusCode(st.LastStatus), st.LastMessage
-				js.Perfdata, js.LongOutput = st.LastPerfdata, st.LastLongOutput
-				js.Failures = st.Failures
-				js.Since, js.LastNotified, js.LastRun, js.LastSuccess = timePtr(st.Since), timePtr(st.LastNotified), timePtr(st.LastRun), timePtr(st.LastSuccess)
-				js.DurationSeconds = st.LastDuration.Seconds()
-				js.Running = running[j.Name]
-				js.HeldSince = timePtr(st.Held)
-				if st.Ack != nil {
-					js.Acknowledged = &ackState{By: st.Ack.By, At: st.Ack.At, Reason: st.Ack.Reason}
-				}
-				switch {
-				case st.LastRun.IsZero():
-				case st.Failing:
-					js.State = "failing"
-				default:
-					js.State = "succeeding"
-				}
-				up, err := tx.Uptime(j.Name, st, now)
-				if err != nil {
-					return err
-				}
-				js.Uptime = uptimeStatus{Day: up.Day, Week: up.Week, Month: up.Month}
-			}
-			for _, s := range silences {
-				if now.Before(s.Until) && jobs.MatchName(s.Pattern, j.Name) {
-					js.Silenced = &silenceState{Pattern: s.Pattern, Until: s.Until, By: s.By, Reason: s.Reason}
-					break
-				}
-			}
-			if windows != nil {
-				js.Maintenance, _ = windows(j.Name, now)
-			}
-			if o.failing && js.State != "failing" {
-				continue
-			}
-			doc.Jobs = append(doc.Jobs, js)
-		}
-		h, err := tx.Health()
-		if err != nil {
-			return err
-		}
-		if !h.LastRun.Finished.IsZero() {
-			doc.LastRun = &runStatus{Tier: h.LastRun.Tier, Started: h.LastRun.Started, Finished: h.LastRun.Finished,
-				DurationSeconds: h.LastRun.Finished.Sub(h.LastRun.Started).Seconds(), Error: h.LastRun.Error}
-		}
-		doc.Mail = mailStatus{Problem: h.Mail.Problem(), SelfCheckAt: timePtr(h.Mail.SelfCheckAt), SelfCheckOK: h.Mail.SelfCheckOK,
-			LastSendAt: timePtr(h.Mail.SendAt), LastSendOK: h.Mail.SendOK, CrashedRun: h.Crashed(now)}
-		switch {
-		case a.settings.Email.NoMail:
-			doc.Mail.Status = "nomail"
-		case !h.Mail.Checked():
-			doc.Mail.Status = "unchecked"
-		case h.Mail.Healthy():
-			doc.Mail.Status = "healthy"
-		default:
-			doc.Mail.Status = "problem"
-		}
-		recs, err := tx.Recipients()
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.Failing {
-				doc.Recipients = append(doc.Recipients, recipientStatus{To: r.To, Permanent: r.Permanent, Since: r.Since, LastTry: r.LastTry, LastError: r.LastError})
-			}
-		}
-		outbox, err := tx.Outbox()
-		for _, n := range outbox {
-			ns := noticeStatus{Name: n.Job, Kind: n.Kind, Subject: n.Subject, Created: n.Created, Queued: n.Queued}
-			for _, d := range n.To {
-				ns.Recipients = append(ns.Recipients, deliveryStatus{To: d.To, Delivered: d.Done, Attempts: d.Attempts, LastTry: timePtr(d.LastTry), LastError: d.LastError})
-			}
-			doc.Outbox = append(doc.Outbox, ns)
-		}
+		doc, err = collectStatus(tx, q, now)
 		return err
 	})
 	if err != nil {
@@ -329,31 +242,8 @@ func printStatus(w io.Writer, doc statusDoc) {
 	tw.Flush()
 	var notes []string
 	for _, j := range doc.Jobs {
-		if j.Silenced != nil {
-			n := fmt.Sprintf("%s: silenced until %s", j.Name, j.Silenced.Until.Format(timeLayout))
-			if j.Silenced.By != "" {
-				n += " by " + j.Silenced.By
-			}
-			if j.Silenced.Reason != "" {
-				n += " (" + j.Silenced.Reason + ")"
-			}
-			notes = append(notes, n)
-		}
-		if j.Maintenance != "" {
-			notes = append(notes, fmt.Sprintf("%s: in maintenance window %s", j.Name, j.Maintenance))
-		}
-		if j.Acknowledged != nil {
-			n := fmt.Sprintf("%s: acknowledged at %s", j.Name, j.Acknowledged.At.Format(timeLayout))
-			if j.Acknowledged.By != "" {
-				n += " by " + j.Acknowledged.By
-			}
-			if j.Acknowledged.Reason != "" {
-				n += " (" + j.Acknowledged.Reason + ")"
-			}
-			notes = append(notes, n)
-		}
-		if j.HeldSince != nil {
-			notes = append(notes, fmt.Sprintf("%s: notice held since %s", j.Name, j.HeldSince.Format(timeLayout)))
+		for _, n := range jobNotes(j) {
+			notes = append(notes, j.Name+": "+n)
 		}
 	}
 	if len(notes) > 0 {

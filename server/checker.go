@@ -7,6 +7,7 @@ import (
 
 	"checker/heartbeat"
 	"checker/peer"
+	"checker/ui"
 )
 
 // Checker is what `checker serve` serves, from its settings.
@@ -27,6 +28,15 @@ type Checker struct {
 	// IsLoopback decides whether a push without a token comes from this
 	// machine; nil means IsLoopback.
 	IsLoopback func(*http.Request) bool
+	// UI is the status page; nil serves none. It applies [serve] ui_token
+	// itself.
+	UI *ui.UI
+	// Metrics answers GET /metrics; nil serves none. Like the page, it is
+	// for clients on this machine, or, with UIToken, for requests carrying
+	// "Authorization: Bearer UIToken".
+	Metrics http.Handler
+	// UIToken is [serve] ui_token.
+	UIToken string
 	// Log receives what the handlers log; nil discards it.
 	Log *slog.Logger
 	// Now is the clock of the verdict and of pushed heartbeats; nil means
@@ -39,6 +49,8 @@ type Checker struct {
 //	GET  /                    the verdict, for peers (answered from memory)
 //	GET  /status              the verdict as JSON; details with the push token
 //	POST /heartbeat/{service} a heartbeat push
+//	GET  /ui/…                the status page (see ui.UI.Routes)
+//	GET  /metrics             Prometheus metrics
 func (c Checker) Routes() []Route {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -79,6 +91,20 @@ func (c Checker) Routes() []Route {
 				Log:        c.Log,
 				IsLoopback: c.IsLoopback,
 			}),
+		})
+	}
+	if c.UI != nil {
+		for _, r := range c.UI.Routes() {
+			routes = append(routes, Route{Pattern: r.Pattern, Handler: r.Handler, MaxInFlight: r.MaxInFlight})
+		}
+	}
+	if c.Metrics != nil {
+		routes = append(routes, Route{
+			Pattern: "GET /metrics",
+			Handler: LoopbackOrToken(c.UIToken, "[serve] ui_token", c.IsLoopback, c.Metrics),
+			// A scrape may compute the metrics of every job; two at once
+			// are plenty for any number of Prometheus servers.
+			MaxInFlight: 2,
 		})
 	}
 	return routes
