@@ -28,7 +28,9 @@ func (t *TCP) Target() string { return t.Addr }
 // Check dials the target; its perfdata is the time the connection took.
 func (t *TCP) Check(ctx context.Context, _ *Env) Result {
 	start := time.Now()
-	var d net.Dialer
+	// The connection is closed at once: no keep-alive probes to set up
+	// (four system calls fewer per check, which counts at 10,000 jobs).
+	d := net.Dialer{KeepAlive: -1}
 	conn, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
 		return Resultf(Critical, "cannot connect to %s: %v", t.Addr, unwrapOp(err))
