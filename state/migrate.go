@@ -81,26 +81,36 @@ func decodeJSONState(b []byte) (*jsonState, error) {
 	return &f, nil
 }
 
+// readJSONState reads the JSON state at Path; one that is not a state of an
+// earlier release is a CorruptError.
+func (s *Store) readJSONState() (*jsonState, error) {
+	fh, err := os.Open(s.Path)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxJSONState+1))
+	fh.Close()
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	if len(b) > maxJSONState {
+		return nil, &CorruptError{Path: s.Path, Err: fmt.Errorf("JSON larger than %d MiB", maxJSONState>>20)}
+	}
+	old, err := decodeJSONState(b)
+	if err != nil {
+		return nil, &CorruptError{Path: s.Path, Err: err}
+	}
+	return old, nil
+}
+
 // migrate imports the JSON state at Path into a new database, keeps the JSON
 // as PATH.json-migrated (a hard link made before the database takes its
 // place, so a crash at any point leaves one of the two in place) and puts
 // the database at Path. The caller holds the lock.
 func (s *Store) migrate() error {
-	fh, err := os.Open(s.Path)
+	old, err := s.readJSONState()
 	if err != nil {
-		return s.classify(err)
-	}
-	b, err := io.ReadAll(io.LimitReader(fh, maxJSONState+1))
-	fh.Close()
-	if err != nil {
-		return s.classify(err)
-	}
-	if len(b) > maxJSONState {
-		return &CorruptError{Path: s.Path, Err: fmt.Errorf("JSON larger than %d MiB", maxJSONState>>20)}
-	}
-	old, err := decodeJSONState(b)
-	if err != nil {
-		return &CorruptError{Path: s.Path, Err: err}
+		return err
 	}
 	tmp := fmt.Sprintf("%s.migrate-%d", s.Path, os.Getpid())
 	os.Remove(tmp)

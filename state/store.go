@@ -153,7 +153,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 		// Migrate a state of an earlier release (serve may start before
 		// the first cron run); a JSON file that is not one is reported,
 		// and only Update moves it aside.
-		if err := s.checkJSON(); err != nil {
+		if _, err := s.readJSONState(); err != nil {
 			return err
 		}
 		if err := s.Update(context.Background(), func(*Tx) error { return nil }); err != nil {
@@ -185,24 +185,6 @@ func (s *Store) View(fn func(*Tx) error) error {
 	return guard(func() error {
 		return db.View(func(btx *bolt.Tx) error { return fn(&Tx{store: s, btx: btx}) })
 	})
-}
-
-// checkJSON reports whether the JSON file at Path is a state of an earlier
-// release, as a CorruptError when it is not.
-func (s *Store) checkJSON() error {
-	fh, err := os.Open(s.Path)
-	if err != nil {
-		return s.classify(err)
-	}
-	b, err := io.ReadAll(io.LimitReader(fh, maxJSONState+1))
-	fh.Close()
-	if err != nil {
-		return s.classify(err)
-	}
-	if _, err := decodeJSONState(b); err != nil {
-		return &CorruptError{Path: s.Path, Err: err}
-	}
-	return nil
 }
 
 // update runs fn in a transaction, making the buckets first.
