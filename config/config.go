@@ -262,6 +262,19 @@ type Settings struct {
 	// literally. `config validate` shows them; they are not logged on every
 	// run, because a value may be meant exactly as written.
 	Hints Problems
+
+	fixed map[string]Section // [general], [email], [serve], [heartbeat] as read
+}
+
+// KeyLine returns the line a key of a fixed section ([general], [email],
+// [serve], [heartbeat]) is set on, else the section's line, else 0: where
+// a problem found later with the key is to be reported.
+func (s *Settings) KeyLine(section, key string) int {
+	sec, ok := s.fixed[section]
+	if !ok {
+		return 0
+	}
+	return sec.KeyLine(key)
 }
 
 // Defaults for keys that are not set.

@@ -191,6 +191,7 @@ func (l *loader) load(data []byte) *Settings {
 		}
 	}
 	l.readFixed()
+	s.fixed = l.values
 
 	l.general(s)
 	l.email(s)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"checker/config"
@@ -83,8 +84,22 @@ func SMTPConfig(e config.Email) notify.SMTPConfig {
 	return notify.SMTPConfig{Host: e.SMTPServer, Port: e.SMTPPort, Security: e.SMTPTLS, User: e.User, Pass: e.Pass, From: e.User, Helo: e.Helo}
 }
 
-// emailJobs adds the hourly self-check when mail is configured and on.
+// emailJobs checks what config cannot of [email] (the EHLO name, the
+// sender's address) and adds the hourly self-check when mail is configured
+// and on.
 func emailJobs(s *config.Settings) ([]*Job, config.Problems) {
+	var problems config.Problems
+	if h := s.Email.Helo; h != "" && !notify.ValidHelo(h) {
+		problems = append(problems, config.Problem{File: s.File, Line: s.KeyLine("email", "helo"), Section: "email", Key: "helo",
+			Msg: fmt.Sprintf("%q is not a fully qualified domain name (mail.example.org) or an address literal ([192.0.2.7])", h)})
+	}
+	if u := s.Email.User; u != "" && !s.Email.NoMail && !strings.Contains(u, "@") {
+		problems = append(problems, config.Problem{File: s.File, Line: s.KeyLine("email", "user"), Section: "email", Key: "user",
+			Msg: fmt.Sprintf("%q is not a mail address: mail is sent from it", u)})
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
 	if s.Email.NoMail || !s.Email.Configured() || s.Email.IMAPServer == "" {
 		return nil, nil
 	}

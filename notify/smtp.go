@@ -158,7 +158,7 @@ func NewSMTP(cfg SMTPConfig) *SMTP {
 		s.cfgErr = fmt.Errorf("smtp %s: port %d out of range", cfg.Host, cfg.Port)
 	case cfg.From == "":
 		s.cfgErr = fmt.Errorf("smtp %s: no sender: set From or User", s.addr())
-	case cfg.Helo != "" && !validHelo(cfg.Helo):
+	case cfg.Helo != "" && !ValidHelo(cfg.Helo):
 		s.cfgErr = fmt.Errorf("smtp %s: helo %q: want a fully qualified domain name (mail.example.org) or an address literal ([192.0.2.7], [IPv6:2001:db8::7])", s.addr(), cfg.Helo)
 	}
 	return s
@@ -527,9 +527,9 @@ func validFQDN(name string) bool {
 	return strings.Trim(top, "0123456789") != ""
 }
 
-// validHelo reports whether name may follow EHLO: a fully qualified domain
-// name or an address literal.
-func validHelo(name string) bool {
+// ValidHelo reports whether name can be given in EHLO: a fully qualified
+// domain name, or an address literal ([192.0.2.7], [IPv6:2001:db8::7]).
+func ValidHelo(name string) bool {
 	if inner, ok := strings.CutPrefix(name, "["); ok {
 		inner, ok = strings.CutSuffix(inner, "]")
 		if !ok {

@@ -420,13 +420,13 @@ func TestAddressLiteral(t *testing.T) {
 		if got := addressLiteral(tc.addr); got != tc.want {
 			t.Errorf("addressLiteral(%v) = %q, want %q", tc.addr, got, tc.want)
 		}
-		if !validHelo(tc.want) {
-			t.Errorf("validHelo(%q) = false", tc.want)
+		if !ValidHelo(tc.want) {
+			t.Errorf("ValidHelo(%q) = false", tc.want)
 		}
 	}
 	for _, bad := range []string{"vm", "[vm]", "[::1]", "[IPv6:192.0.2.7]", "[192.0.2.7", "192.0.2.7", "vm.example.test\r\nRSET", "-vm.example.test"} {
-		if validHelo(bad) {
-			t.Errorf("validHelo(%q) = true", bad)
+		if ValidHelo(bad) {
+			t.Errorf("ValidHelo(%q) = true", bad)
 		}
 	}
 }
