@@ -133,12 +133,17 @@ func testDestinations(a *app, chans map[string]*notify.Channel, given []string) 
 		}
 		return to, nil
 	}
+	// Addresses first, as the settings name them; then the channels.
 	for _, d := range a.settings.General.AlertContact {
-		add(d)
+		if jobs.IsAddress(d) {
+			add(d)
+		}
 	}
 	for _, j := range a.jobs {
 		for _, d := range j.Policy.NotifyTo {
-			add(d)
+			if jobs.IsAddress(d) {
+				add(d)
+			}
 		}
 	}
 	names := make([]string, 0, len(chans))
@@ -173,7 +178,7 @@ func channelNames(chans map[string]*notify.Channel) string {
 func printTestResults(w io.Writer, to []string, chans map[string]*notify.Channel, rep notify.Report, nomail bool) {
 	ok := "sent"
 	if nomail {
-		ok = "printed (nomail)"
+		ok = "printed"
 	}
 	for _, d := range to {
 		key := strings.ToLower(d)
