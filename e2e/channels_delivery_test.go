@@ -43,7 +43,7 @@ type chatServer struct {
 // document, or ntfy's Title header and text body.
 type chatMessage struct {
 	Title, Text string
-	Doc         map[string]string
+	Doc         map[string]any
 }
 
 func newChatServer(t *testing.T) *chatServer {
@@ -65,7 +65,8 @@ func newChatServer(t *testing.T) *chatServer {
 		}
 		m := chatMessage{Title: r.Header.Get("Title"), Text: string(b)}
 		if json.Unmarshal(b, &m.Doc) == nil {
-			m.Title, m.Text = m.Doc["title"], m.Doc["message"]
+			m.Title, _ = m.Doc["title"].(string)
+			m.Text, _ = m.Doc["message"].(string)
 		}
 		c.got = append(c.got, m)
 		w.Header().Set("Content-Type", "application/json")
@@ -192,7 +193,7 @@ func TestChannelsReceiveNotices(t *testing.T) {
 	}
 	hm := hook.messages()
 	if len(hm) != 1 || !strings.HasPrefix(hm[0].Title, "[chan-e2e] tcp:db is failing") || !strings.Contains(hm[0].Text, "tcp:db is failing on chan-e2e") ||
-		hm[0].Doc["status"] != "CRITICAL" || hm[0].Doc["jobs"] != "tcp:db" || hm[0].Doc["server"] != "chan-e2e" {
+		hm[0].Doc["status"] != "CRITICAL" || hm[0].Doc["jobs"] != "tcp:db" || hm[0].Doc["server"] != "chan-e2e" || hm[0].Doc["notices"] != 1.0 || hm[0].Doc["schema"] != 1.0 {
 		t.Errorf("webhook got %+v", hm)
 	}
 	pm := push.messages()

@@ -19,7 +19,6 @@ import (
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/telegram"
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/push/gotify"
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/push/ntfy"
-	"github.com/nicholas-fedor/shoutrrr/pkg/services/specialized/generic"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 )
 
@@ -42,22 +41,17 @@ type service struct {
 	// titleInText puts the title in front of the text, for services that
 	// take a title parameter but never show it.
 	titleInText bool
-	// fields passes the message's fields as extra parameters (the JSON
-	// webhook carries them as keys of its document).
-	fields bool
 	// check finds what SetURL lets through but a send would refuse.
 	check func(u *url.URL) error
 }
 
-// services are the channel kinds by URL scheme. Only these shoutrrr
-// service packages are linked in: shoutrrr's router imports all of its
-// services, whose package initialisation every `cron minute` would pay.
+// services are the chat and push services by URL scheme, through shoutrrr.
+// Only these service packages are linked in: shoutrrr's router imports all
+// of its services, whose package initialisation and code every `cron
+// minute` would pay. The JSON webhook (http, https) is webhook.go: its
+// shoutrrr counterpart ("generic") executes text/template, which makes the
+// linker keep every exported method of the program (8.5 MB of binary).
 var services = map[string]*service{
-	"generic": {
-		new:    func() types.Service { return &generic.Service{} },
-		config: func() types.ServiceConfig { c, _ := generic.DefaultConfig(); return c },
-		server: true, fields: true, check: needHost,
-	},
 	"slack": {
 		new:    func() types.Service { return &slack.Service{} },
 		config: func() types.ServiceConfig { return &slack.Config{} },
@@ -97,9 +91,9 @@ var services = map[string]*service{
 }
 
 // ChannelSchemes are the URL schemes a channel may use, sorted: the
-// services, the JSON webhook's http and https, and generic+http(s).
+// services and the JSON webhook's http and https.
 func ChannelSchemes() []string {
-	out := []string{"http", "https", "generic+http", "generic+https"}
+	out := []string{"http", "https"}
 	for s := range services {
 		out = append(out, s)
 	}
@@ -123,6 +117,7 @@ type Channel struct {
 
 	svc     *service
 	url     *url.URL // the shoutrrr service URL; secret
+	webhook *url.URL // the JSON webhook's URL, instead of svc; secret
 	server  string   // the host shown in String, "" when it is a secret
 	secrets []string // what Redact removes, longest first
 }
@@ -151,31 +146,15 @@ func ParseChannel(name, raw string) (*Channel, error) {
 	switch scheme {
 	case "":
 		return nil, fmt.Errorf("not a URL: want SERVICE://…, where SERVICE is one of %s", strings.Join(ChannelSchemes(), ", "))
-	case "http", "https", "generic+http", "generic+https":
-		// A JSON webhook given as its own URL.
+	case "http", "https":
 		c.Service = "webhook"
-		c.svc = services["generic"]
-		su := *u
-		su.Scheme = "generic"
-		q := su.Query()
-		if strings.HasSuffix(scheme, "http") {
-			q.Set("disabletls", "yes")
+		c.webhook = u
+		c.server = u.Host
+		c.secrets = sortSecrets(secretsOf(raw, u, true))
+		if u.Hostname() == "" {
+			return nil, errors.New("webhook URL: no host")
 		}
-		if !q.Has("template") {
-			q.Set("template", "json")
-		}
-		su.RawQuery = q.Encode()
-		c.url = &su
-	case "generic":
-		c.Service = "webhook"
-		c.svc = services["generic"]
-		su := *u
-		q := su.Query()
-		if !q.Has("template") {
-			q.Set("template", "json")
-			su.RawQuery = q.Encode()
-		}
-		c.url = &su
+		return c, nil
 	default:
 		svc, ok := services[scheme]
 		if !ok {
@@ -304,6 +283,15 @@ func (c *Channel) Post(ctx context.Context, m ChatMessage) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if c.webhook != nil {
+		if err := c.postWebhook(ctx, m); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("webhook: no answer within %s", timeout)
+			}
+			return errors.New(c.sanitize(err))
+		}
+		return nil
+	}
 	done := make(chan error, 1) // the send never blocks on a gone caller
 	go func() { done <- c.send(m) }()
 	select {
@@ -338,13 +326,6 @@ func (c *Channel) send(m ChatMessage) (err error) {
 	text := m.Text
 	if c.svc.titleInText && m.Title != "" {
 		text = m.Title + "\n\n" + text
-	}
-	if c.svc.fields {
-		for k, v := range m.Fields {
-			if k != types.TitleKey && k != types.MessageKey {
-				params[k] = v
-			}
-		}
 	}
 	return s.Send(text, &params)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -152,38 +153,51 @@ var testMessage = ChatMessage{
 }
 
 func TestChannelWebhookPostsJSON(t *testing.T) {
+	rcv := newReceiver(t, "")
+	c := mustChannel(t, "hook", "http://"+rcv.host()+"/hooks/s3cretpath?x=1")
+	if c.Service != "webhook" || c.String() != "hook (webhook at "+rcv.host()+")" {
+		t.Errorf("channel %q service %q", c.String(), c.Service)
+	}
+	if err := post(t, c, testMessage); err != nil {
+		t.Fatalf("Post: %v", err)
+	}
+	req := rcv.only()
+	if req.Method != http.MethodPost || req.Path != "/hooks/s3cretpath" || req.Query != "x=1" || req.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("request %s %s?%s, Content-Type %q", req.Method, req.Path, req.Query, req.Header.Get("Content-Type"))
+	}
+	var doc WebhookDoc
+	if err := json.Unmarshal(req.Body, &doc); err != nil {
+		t.Fatalf("body %q: %v", req.Body, err)
+	}
+	want := WebhookDoc{Schema: 1, Title: testMessage.Title, Message: testMessage.Text, Server: "web1", Status: "CRITICAL",
+		Kind: "failure", Jobs: "tcp:db", Notices: 1}
+	if doc != want {
+		t.Errorf("posted %+v, want %+v", doc, want)
+	}
+}
+
+func TestChannelWebhookAnswers(t *testing.T) {
 	tests := []struct {
-		name, url string
-		path      string
+		status int
+		body   string
+		want   string // "" for success
 	}{
-		{"http URL", "http://%s/hooks/s3cretpath?x=1", "/hooks/s3cretpath"},
-		{"generic+http", "generic+http://%s/in/hook-token-9", "/in/hook-token-9"},
-		{"generic with disabletls", "generic://%s/w/abc123def?disabletls=yes", "/w/abc123def"},
+		{200, "", ""},
+		{204, "", ""},
+		{302, "", "webhook answered 302 Found"},
+		{404, "no such hook\n", "webhook answered 404 Not Found: no such hook"},
+		{500, strings.Repeat("x", 5000), "webhook answered 500 Internal Server Error: xxx"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rcv := newReceiver(t, "")
-			c := mustChannel(t, "hook", fmt.Sprintf(tt.url, rcv.host()))
-			if c.Service != "webhook" || c.String() != "hook (webhook at "+rcv.host()+")" {
-				t.Errorf("channel %q service %q", c.String(), c.Service)
-			}
-			if err := post(t, c, testMessage); err != nil {
-				t.Fatalf("Post: %v", err)
-			}
-			req := rcv.only()
-			if req.Method != http.MethodPost || req.Path != tt.path || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
-				t.Errorf("request %s %s, Content-Type %q", req.Method, req.Path, req.Header.Get("Content-Type"))
-			}
-			var doc map[string]string
-			if err := json.Unmarshal(req.Body, &doc); err != nil {
-				t.Fatalf("body %q is not a JSON object of strings: %v", req.Body, err)
-			}
-			want := map[string]string{"title": testMessage.Title, "message": testMessage.Text,
-				"server": "web1", "status": "CRITICAL", "jobs": "tcp:db", "notices": "1", "kind": "failure"}
-			for k, v := range want {
-				if doc[k] != v {
-					t.Errorf("JSON %q = %q, want %q", k, doc[k], v)
-				}
+		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
+			rcv := newReceiver(t, tt.body)
+			rcv.answer(tt.status, tt.body)
+			err := post(t, mustChannel(t, "hook", "http://"+rcv.host()+"/h"), testMessage)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Post: %v", err)
+			case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want) || len(err.Error()) > 300):
+				t.Errorf("Post: %v, want %q…, short", err, tt.want)
 			}
 		})
 	}
@@ -312,7 +326,8 @@ func TestParseChannel(t *testing.T) {
 		secrets   []string
 	}{
 		{"webhook", "https://hooks.example.com/services/T0/B0/XXXX", "webhook", "", nil},
-		{"generic", "generic://example.com/api/post?template=json", "webhook", "", nil},
+		{"webhook with basic auth", "https://user:pw@hooks.example.com/in", "webhook", "", nil},
+		{"generic is not offered", "generic://example.com/api/post", "", `unknown channel service "generic"`, nil},
 		{"slack webhook", "slack://hook:WNA3PBYV6-F20DUQND3RQ-Webc4MAvoacrpPakR8phF0zi@webhook", "slack", "", nil},
 		{"slack bot", "slack://xoxb:123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N@C001CH4NN3L", "slack", "", nil},
 		{"slack bad token", "slack://xoxb:short-s3cr3tvalue@C001", "", "invalid slack token", []string{"s3cr3tvalue"}},
@@ -374,7 +389,7 @@ func TestParseChannelName(t *testing.T) {
 }
 
 func TestRedactLeavesOrdinaryText(t *testing.T) {
-	c := mustChannel(t, "hook", "https://hooks.example.com/api/v1/abcdefghijkl?template=json")
+	c := mustChannel(t, "hook", "https://hooks.example.com/api/v1/abcdefghijkl?format=json")
 	got := c.Redact("POST to hooks.example.com/api/v1/abcdefghijkl failed: json: bad; retry abcdefghijkl")
 	if want := "POST to hooks.example.com*** failed: json: bad; retry ***"; got != want {
 		t.Errorf("Redact = %q, want %q", got, want)
@@ -414,14 +429,14 @@ func TestDeliverChannelsAndMail(t *testing.T) {
 	if n := strings.Count(printed.String(), "--- mail not sent"); n != 1 {
 		t.Errorf("%d mails printed, want one digest", n)
 	}
-	var doc map[string]string
+	var doc WebhookDoc
 	if err := json.Unmarshal(hook.only().Body, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc["notices"] != "2" || doc["jobs"] != "tcp:db, http:web" || doc["status"] != "CRITICAL" || doc["kind"] != "failure" ||
-		!strings.HasPrefix(doc["title"], "[web1] 2 notices: tcp:db is failing; http:web is failing") ||
-		!strings.Contains(doc["message"], "db body") || !strings.Contains(doc["message"], "web body") {
-		t.Errorf("webhook digest %v", doc)
+	if doc.Notices != 2 || doc.Jobs != "tcp:db, http:web" || doc.Status != "CRITICAL" || doc.Kind != "failure" ||
+		!strings.HasPrefix(doc.Title, "[web1] 2 notices: tcp:db is failing; http:web is failing") ||
+		!strings.Contains(doc.Message, "db body") || !strings.Contains(doc.Message, "web body") {
+		t.Errorf("webhook digest %+v", doc)
 	}
 	if body := string(push.only().Body); !strings.Contains(body, "1. tcp:db is failing") || !strings.Contains(body, "2. http:web is failing") {
 		t.Errorf("ntfy digest %q", body)
