@@ -878,11 +878,10 @@ func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) 
 			rc = state.Recipient{To: to}
 		}
 		if rc.Reported {
-			what := describeDestination(to, rep.Channels[to])
-			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("%s works again", what),
+			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("%s works again", describeDestination(to, rep.Channels[to])),
 				fmt.Sprintf("checker on %s can deliver to %s again; it had failed since %s (%s).\n"+
 					"The notices held for it have now gone out.\n",
-					r.Composer.ServerName, what, rc.Since.Format(timeLayout), rc.LastError), r.reportTo(to, failing), now)
+					r.Composer.ServerName, target(to, rep.Channels[to]), rc.Since.Format(timeLayout), rc.LastError), r.reportTo(to, failing), now)
 		}
 		rc.Failing, rc.Permanent, rc.Reported, rc.LastError, rc.Since = false, false, false, "", time.Time{}
 		rc.LastTry = now
@@ -929,7 +928,7 @@ func (r *Runner) reportFailing(tx *state.Tx, rc state.Recipient, channel bool, t
 		subject = fmt.Sprintf("%s is failing", what)
 		body = fmt.Sprintf("checker on %s has not been able to deliver to %s since %s (%s):\n\n  %s\n\n"+
 			"Notices for %s stay queued and are retried every run; they go out when it works again,\n"+
-			"and you will be told then.\n", r.Composer.ServerName, what, rc.Since.Format(timeLayout),
+			"and you will be told then.\n", r.Composer.ServerName, target(rc.To, channel), rc.Since.Format(timeLayout),
 			now.Sub(rc.Since).Round(time.Second), rc.LastError, rc.To)
 	}
 	if len(to) == 0 {
@@ -940,13 +939,22 @@ func (r *Runner) reportFailing(tx *state.Tx, rc state.Recipient, channel bool, t
 	r.systemNotice(tx, "recipient:"+rc.To, subject, body, to, now)
 }
 
-// describeDestination names a destination in a notice: "channel NAME" or
+// describeDestination names a destination in a subject: "channel NAME" or
 // "mail to ADDRESS".
 func describeDestination(to string, channel bool) string {
 	if channel {
 		return "channel " + to
 	}
 	return "mail to " + to
+}
+
+// target names a destination after "deliver to": "channel NAME" or the
+// address.
+func target(to string, channel bool) string {
+	if channel {
+		return "channel " + to
+	}
+	return to
 }
 
 // failingDestinations are the destinations that failed in this delivery,
