@@ -245,7 +245,12 @@ func TestChannelOutage(t *testing.T) {
 	}
 
 	in.backdateFailure("hook", 5*time.Minute)
-	for run := 1; run <= 4; run++ {
+	outputs = append(outputs, in.cron("minute")) // told in this very run
+	in.nextMinute()
+	if n := push.count("channel hook is failing"); n != 1 {
+		t.Errorf("the run that found the webhook failing for 5 minutes did not tell the ntfy channel (%d)", n)
+	}
+	for run := 1; run <= 3; run++ {
 		outputs = append(outputs, in.cron("minute"))
 		in.nextMinute()
 	}
@@ -258,7 +263,12 @@ func TestChannelOutage(t *testing.T) {
 	}
 
 	hook.setDown(false)
-	for run := 1; run <= 3; run++ {
+	outputs = append(outputs, in.cron("minute"))
+	in.nextMinute()
+	if n := push.count("channel hook works again"); n != 1 {
+		t.Errorf("the run in which the webhook worked again did not tell the ntfy channel (%d)", n)
+	}
+	for run := 1; run <= 2; run++ {
 		outputs = append(outputs, in.cron("minute"))
 		in.nextMinute()
 	}
@@ -299,7 +309,12 @@ func TestMailOutageThroughChannel(t *testing.T) {
 	}
 	in.nextMinute()
 	in.backdateFailure("ops@example.test", 5*time.Minute)
-	for run := 1; run <= 4; run++ {
+	outputs = append(outputs, in.cron("minute"))
+	in.nextMinute()
+	if n := hook.count("mail to ops@example.test is failing"); n != 1 {
+		t.Errorf("the run that found mail failing for 5 minutes did not tell the channel (%d)", n)
+	}
+	for run := 1; run <= 3; run++ {
 		outputs = append(outputs, in.cron("minute"))
 		in.nextMinute()
 	}

@@ -136,11 +136,19 @@ func TestChannelOutageToldOnce(t *testing.T) {
 	if n := strings.Count(printed.String(), "has not been able to deliver to channel hook"); n != 0 {
 		t.Fatalf("outage reported after 4 minutes (%d times)", n)
 	}
-	for range 10 {
+	rig.run() // minute 6: failing for 5 minutes, told in this very run
+	const told = "has not been able to deliver to channel hook since 2026-05-01 10:01:00 UTC (5m0s)"
+	if n := strings.Count(printed.String(), told); n != 1 {
+		t.Fatalf("outage reported %d times after 5 minutes, want once in that run:\n%s", n, printed.String())
+	}
+	if i := strings.Index(printed.String(), told); strings.Contains(printed.String()[i-300:i], "Held back") {
+		t.Errorf("the outage notice says it was held back:\n%s", printed.String()[i-300:i+len(told)])
+	}
+	for range 9 {
 		rig.run()
 	}
-	if n := strings.Count(printed.String(), "has not been able to deliver to channel hook since 2026-05-01 10:01:00 UTC (5m0s)"); n != 1 {
-		t.Fatalf("outage reported %d times in 10 more minutes, want once:\n%s", n, printed.String())
+	if n := strings.Count(printed.String(), told); n != 1 {
+		t.Fatalf("outage reported %d times in 10 minutes, want once", n)
 	}
 	snap := rig.snapshot()
 	var owed int
@@ -197,7 +205,17 @@ func TestMailOutageToldThroughChannel(t *testing.T) {
 	h := newHook(t)
 	rig := newDeliveryRig(t, mail, map[string]notify.Poster{"hook": h.channel(t, "hook")})
 
-	for range 12 {
+	for range 5 {
+		rig.run()
+	}
+	if n := h.got("mail to ops@example.test is failing"); n != 0 {
+		t.Fatalf("the mail outage was told after 4 minutes")
+	}
+	rig.run()
+	if n := h.got("mail to ops@example.test is failing"); n != 1 {
+		t.Fatalf("the channel heard of the mail outage %d times in the run 5 minutes in, want once", n)
+	}
+	for range 6 {
 		rig.run()
 	}
 	if n := h.got("mail to ops@example.test is failing"); n != 1 {
@@ -208,6 +226,9 @@ func TestMailOutageToldThroughChannel(t *testing.T) {
 	}
 	srv.SetSMTPFailure(mailtest.FailNone)
 	rig.run()
+	if n := h.got("mail to ops@example.test works again"); n != 1 {
+		t.Errorf("the channel heard mail works again %d times in the run it did, want once", n)
+	}
 	rig.run()
 	if n := h.got("mail to ops@example.test works again"); n != 1 {
 		t.Errorf("the channel heard mail works again %d times, want once", n)

@@ -580,16 +580,24 @@ func (r *Runner) resetDamaged(tx *state.Tx, job string, err error, now time.Time
 
 // systemNotice queues a notice of checker itself.
 func (r *Runner) systemNotice(tx *state.Tx, job, subject, body string, to []string, now time.Time) {
+	r.systemNoticeStatus(tx, job, "CRITICAL", subject, body, to, now)
+}
+
+// systemNoticeStatus queues a notice of checker itself reporting status,
+// and returns its outbox key ("" when nothing was queued).
+func (r *Runner) systemNoticeStatus(tx *state.Tx, job, status, subject, body string, to []string, now time.Time) string {
 	if len(to) == 0 {
-		return // nobody else to tell
+		return "" // nobody else to tell
 	}
-	n := state.Notice{Job: job, Kind: state.KindSystem, Subject: subject, Body: body, Created: now, Status: "CRITICAL"}
+	n := state.Notice{Job: job, Kind: state.KindSystem, Subject: subject, Body: body, Created: now, Status: status}
 	for _, t := range to {
 		n.To = append(n.To, state.Delivery{To: t})
 	}
 	if err := r.enqueue(tx, &n); err != nil {
 		r.log().Error("cannot queue notice", "subject", subject, "error", err)
+		return ""
 	}
+	return n.Key()
 }
 
 // housekeeping drops what the state no longer needs, in hour and day runs
@@ -684,6 +692,12 @@ const permanentRetry = time.Hour
 // recipients that are due (a recipient that refused permanently waits an
 // hour). It returns copies to send once the lock is released.
 func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Notice, error) {
+	return r.claimNotices(tx, pid, now, nil)
+}
+
+// claimNotices is claimOutbox for the notices whose keys are in only, or
+// all when only is nil.
+func (r *Runner) claimNotices(tx *state.Tx, pid int, now time.Time, only map[string]bool) ([]state.Notice, error) {
 	if tx.OutboxLen() == 0 {
 		return nil, nil
 	}
@@ -704,6 +718,9 @@ func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Noti
 	var batch []state.Notice
 	for i := range outbox {
 		n := &outbox[i]
+		if only != nil && !only[n.Key()] {
+			continue
+		}
 		if c := n.Sending; c != nil && c.PID != pid && c.Alive(now) {
 			continue
 		}
@@ -762,17 +779,41 @@ func (r *Runner) dropUnconfigured(tx *state.Tx, n *state.Notice) (bool, error) {
 // outbox; a failure's job gets its last-notified time when the notice
 // reached anyone. Recipients that refuse mail permanently are reported once
 // to the others. It also records the health of the mail path.
+//
+// The notices that say a destination fails or works again go out in the
+// same invocation, in a second round within the same deadline, rather
+// than a run later.
 func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	sendCtx, cancel := context.WithTimeout(ctx, deliveryTimeout)
-	rep := notify.Deliver(sendCtx, r.outlets(), r.Composer, batch)
-	cancel()
+	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	defer cancel()
+	reports, err := r.deliverRound(ctx, batch, pid)
+	if err != nil || len(reports) == 0 || ctx.Err() != nil {
+		return err
+	}
+	err = r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+		var err error
+		batch, err = r.claimNotices(tx, pid, r.now(), reports)
+		return err
+	})
+	if err != nil || len(batch) == 0 {
+		return err
+	}
+	_, err = r.deliverRound(ctx, batch, pid)
+	return err
+}
+
+// deliverRound sends batch and records what went out (see deliver). It
+// returns the outbox keys of the notices it queued about destinations.
+func (r *Runner) deliverRound(ctx context.Context, batch []state.Notice, pid int) (map[string]bool, error) {
+	rep := notify.Deliver(ctx, r.outlets(), r.Composer, batch)
 	if len(rep.Failed) > 0 {
 		r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err())
 	}
-	return r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+	var reports map[string]bool
+	err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
 		now := r.now()
 		for _, sent := range batch {
 			cur, ok, err := tx.Notice(sent.Job, sent.Kind)
@@ -832,11 +873,13 @@ func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) err
 				return err
 			}
 		}
-		if err := r.noteRecipients(tx, rep, now); err != nil {
+		var err error
+		if reports, err = r.noteRecipients(tx, rep, now); err != nil {
 			return err
 		}
 		return r.noteMailHealth(tx, rep, now)
 	})
+	return reports, err
 }
 
 // noteNotified advances a failing job's last-notified time: a notice of its
@@ -867,10 +910,18 @@ func (r *Runner) outlets() notify.Outlets {
 // and tells the other destinations, once per outage, when one keeps
 // failing (failingAfter, or at once for a permanent refusal) and once when
 // it works again.
-func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) error {
+//
+// It returns the outbox keys of the notices it queued.
+func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) (map[string]bool, error) {
 	failing, err := r.failingDestinations(tx, rep)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	queued := map[string]bool{}
+	note := func(key string) {
+		if key != "" {
+			queued[key] = true
+		}
 	}
 	for _, to := range sortedKeys(rep.Delivered) {
 		rc, found, _ := tx.Recipient(to)
@@ -878,16 +929,16 @@ func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) 
 			rc = state.Recipient{To: to}
 		}
 		if rc.Reported {
-			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("%s works again", describeDestination(to, rep.Channels[to])),
+			note(r.systemNoticeStatus(tx, "recipient:"+to, "OK", fmt.Sprintf("%s works again", describeDestination(to, rep.Channels[to])),
 				fmt.Sprintf("checker on %s can deliver to %s again; it had failed since %s (%s).\n"+
 					"The notices held for it have now gone out.\n",
-					r.Composer.ServerName, target(to, rep.Channels[to]), rc.Since.Format(timeLayout), rc.LastError), r.reportTo(to, failing), now)
+					r.Composer.ServerName, target(to, rep.Channels[to]), rc.Since.Format(timeLayout), rc.LastError), r.reportTo(to, failing), now))
 		}
 		rc.Failing, rc.Permanent, rc.Reported, rc.LastError, rc.Since = false, false, false, "", time.Time{}
 		rc.LastTry = now
 		rc.Sent++
 		if err := tx.PutRecipient(&rc); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, to := range sortedKeys(rep.Failed) {
@@ -906,17 +957,18 @@ func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) 
 		rc.Settings = r.SettingsID
 		if !rc.Reported && (rc.Permanent || now.Sub(rc.Since) >= failingAfter) {
 			rc.Reported = true // told once per outage, even when nobody is left to tell
-			r.reportFailing(tx, rc, rep.Channels[to], r.reportTo(to, failing), now)
+			note(r.reportFailing(tx, rc, rep.Channels[to], r.reportTo(to, failing), now))
 		}
 		if err := tx.PutRecipient(&rc); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return queued, nil
 }
 
-// reportFailing queues the notice that a destination keeps failing.
-func (r *Runner) reportFailing(tx *state.Tx, rc state.Recipient, channel bool, to []string, now time.Time) {
+// reportFailing queues the notice that a destination keeps failing and
+// returns its outbox key ("" when nobody is left to tell).
+func (r *Runner) reportFailing(tx *state.Tx, rc state.Recipient, channel bool, to []string, now time.Time) string {
 	what := describeDestination(rc.To, channel)
 	var subject, body string
 	if rc.Permanent {
@@ -933,10 +985,10 @@ func (r *Runner) reportFailing(tx *state.Tx, rc state.Recipient, channel bool, t
 	}
 	if len(to) == 0 {
 		r.log().Error("a destination keeps failing and no other destination works to tell", "destination", rc.To, "error", rc.LastError)
-		return
+		return ""
 	}
 	r.log().Error("a destination keeps failing; telling the others", "destination", rc.To, "error", rc.LastError, "told", strings.Join(to, ", "))
-	r.systemNotice(tx, "recipient:"+rc.To, subject, body, to, now)
+	return r.systemNoticeStatus(tx, "recipient:"+rc.To, "CRITICAL", subject, body, to, now)
 }
 
 // describeDestination names a destination in a subject: "channel NAME" or
