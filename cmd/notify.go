@@ -58,7 +58,26 @@ settings error.`,
 		},
 	}
 	c.Flags().StringArrayVar(&o.to, "to", nil, "only this mail address or channel name (repeatable, or comma-separated)")
+	c.RegisterFlagCompletionFunc("to", completeDestinations(g))
 	return c
+}
+
+// completeDestinations offers the destinations the settings name: the
+// channels, the alert contacts and the notify_to addresses.
+func completeDestinations(g *globalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		a, err := g.loadApp()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer a.close()
+		chans := map[string]*notify.Channel{}
+		for _, c := range a.channelList() {
+			chans[c.Name] = c
+		}
+		to, _ := testDestinations(a, chans, nil)
+		return to, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // notifyTest is `checker notify test`.
