@@ -84,7 +84,7 @@ func checkDestinations(s *config.Settings) ([]*Job, config.Problems) {
 		name := strings.ToLower(strings.TrimSpace(ch.Name))
 		channels[name] = true
 		names = append(names, name)
-		if _, err := notify.ParseChannel(ch.Name, ch.URL); err != nil {
+		if err := notify.CheckChannel(ch.Name, ch.URL); err != nil {
 			// No Line: config.Channel does not carry the entry's line (yet);
 			// the problem names the file, the section and the key.
 			problems = append(problems, config.Problem{File: s.File, Section: "channels", Key: ch.Name, Msg: err.Error()})

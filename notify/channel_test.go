@@ -111,10 +111,13 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// mustChannel parses a channel, failing the test on an error.
+// mustChannel parses and checks a channel, failing the test on an error.
 func mustChannel(t *testing.T, name, raw string) *Channel {
 	t.Helper()
 	c, err := ParseChannel(name, raw)
+	if err == nil {
+		err = c.Check()
+	}
 	if err != nil {
 		t.Fatalf("ParseChannel(%q): %v", name, err)
 	}
@@ -355,6 +358,12 @@ func TestParseChannel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := ParseChannel("ops", tt.url)
+			if err == nil {
+				err = c.Check()
+				if cerr := CheckChannel("ops", tt.url); (cerr == nil) != (err == nil) {
+					t.Errorf("CheckChannel: %v, ParseChannel and Check: %v", cerr, err)
+				}
+			}
 			if tt.service != "" {
 				if err != nil {
 					t.Fatalf("ParseChannel: %v", err)
@@ -506,4 +515,36 @@ func TestPrinterPrintsChannelMessages(t *testing.T) {
 		t.Errorf("printed %q", out)
 	}
 	noSecrets(t, "printed message", out, "s3cretpw", "topic-secret")
+}
+
+// benchChannels are one webhook, one shoutrrr service with a server and
+// one with a token for a host: what a [channels] section typically holds.
+var benchChannels = [][2]string{
+	{"hook", "https://hooks.example.com/in/abcdef123456"},
+	{"chat", "ntfy://ntfy.example.com/alerts"},
+	{"slack", "slack://hook:WNA3PBYV6-F20DUQND3RQ-Webc4MAvoacrpPakR8phF0zi@webhook"},
+}
+
+// BenchmarkParseChannels is what every run pays per three channels to
+// build its outlets.
+func BenchmarkParseChannels(b *testing.B) {
+	for b.Loop() {
+		for _, c := range benchChannels {
+			if _, err := ParseChannel(c[0], c[1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkCheckChannels is what loading the settings pays per three
+// channels to validate them.
+func BenchmarkCheckChannels(b *testing.B) {
+	for b.Loop() {
+		for _, c := range benchChannels {
+			if err := CheckChannel(c[0], c[1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
