@@ -306,16 +306,25 @@ func TestChannelErrorsHoldNoSecret(t *testing.T) {
 	}
 }
 
+// TestChannelHungServerTimesOut: a server that never answers costs the
+// channel's timeout, for the webhook (which takes a context) and for a
+// shoutrrr service (which does not).
 func TestChannelHungServerTimesOut(t *testing.T) {
-	rcv := newReceiver(t, "")
-	rcv.mu.Lock()
-	rcv.hang = make(chan struct{})
-	rcv.mu.Unlock()
-	c := mustChannel(t, "hook", "http://"+rcv.host()+"/h")
-	c.Timeout = 300 * time.Millisecond
-	err := post(t, c, testMessage)
-	if err == nil || !strings.Contains(err.Error(), "no answer within 300ms") {
-		t.Fatalf("Post to a hung server: %v, want a timeout", err)
+	for _, tt := range []struct{ name, url, want string }{
+		{"webhook", "http://%s/h", "webhook: no answer within 300ms"},
+		{"ntfy", "ntfy://%s/topic?disabletls=yes", "ntfy: no answer within 300ms"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rcv := newReceiver(t, "")
+			rcv.mu.Lock()
+			rcv.hang = make(chan struct{})
+			rcv.mu.Unlock()
+			c := mustChannel(t, "x", fmt.Sprintf(tt.url, rcv.host()))
+			c.Timeout = 300 * time.Millisecond
+			if err := post(t, c, testMessage); err == nil || err.Error() != tt.want {
+				t.Fatalf("Post to a hung server: %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
 
