@@ -35,6 +35,8 @@ type app struct {
 	// discovered are the heartbeat services allJobs saw for the first time,
 	// for the runner to remember.
 	discovered []state.Service
+	// print is the nomail printer, made by printer.
+	print *notify.Printer
 }
 
 // loaded is the settings file with everything built from it, and every
@@ -155,9 +157,53 @@ func (a *app) store() *state.Store { return &state.Store{Path: a.settings.Genera
 // sender is the SMTP sender, or the printer in nomail mode.
 func (a *app) sender() notify.Sender {
 	if a.settings.Email.NoMail {
-		return &notify.Printer{W: a.g.stdout}
+		return a.printer()
 	}
 	return notify.NewSMTP(jobs.SMTPConfig(a.settings.Email))
+}
+
+// printer prints what nomail mode does not send, mail and channel messages
+// alike, one at a time.
+func (a *app) printer() *notify.Printer {
+	if a.print == nil {
+		a.print = &notify.Printer{W: a.g.stdout}
+	}
+	return a.print
+}
+
+// channelList are the [channels] of the settings, parsed. The settings
+// were validated when loaded (jobs.Load), so every URL parses; one that
+// does not is left out and logged.
+func (a *app) channelList() []*notify.Channel {
+	var out []*notify.Channel
+	for _, sc := range a.settings.Channels {
+		c, err := notify.ParseChannel(sc.Name, sc.URL)
+		if err != nil {
+			a.log.Error("channel left out", "channel", sc.Name, "error", err)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// channels are the ways to the [channels], by lower-cased name: each posts
+// to its service or, in nomail mode (--nomail or [email] nomail), prints
+// what it would post, so that a trial run never reaches a chat.
+func (a *app) channels() map[string]notify.Poster {
+	list := a.channelList()
+	if len(list) == 0 {
+		return nil
+	}
+	out := make(map[string]notify.Poster, len(list))
+	for _, c := range list {
+		if a.settings.Email.NoMail {
+			out[c.Name] = a.printer().Channel(c)
+		} else {
+			out[c.Name] = c
+		}
+	}
+	return out
 }
 
 func (a *app) runner(env *jobs.Env) *jobs.Runner {
@@ -169,6 +215,7 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 	return &jobs.Runner{
 		Store:        a.store(),
 		Sender:       a.sender(),
+		Channels:     a.channels(),
 		Composer:     notify.Composer{ServerName: s.General.ServerName, BustThreading: s.Email.BustThreading},
 		Windows:      a.windows(),
 		AlertContact: s.General.AlertContact,

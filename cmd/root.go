@@ -93,7 +93,7 @@ the failure and notification rules, mails the admins and saves its state.
 	pf.StringVarP(&g.configFile, "config", "f", "", "settings file (default: $CHECKER_CONFIG, else ./settings.cfg, else /etc/checker/settings.cfg)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug log to [general] logfile")
 	pf.BoolVarP(&g.debug, "debug", "d", false, "debug log to stderr")
-	pf.BoolVar(&g.nomail, "nomail", false, "do everything except send mail; print what would be sent")
+	pf.BoolVar(&g.nomail, "nomail", false, "do everything except send notices (mail and channels); print what would be sent")
 
 	root.AddCommand(
 		newCronCommand(g),

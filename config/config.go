@@ -239,6 +239,8 @@ type Peer struct {
 type Channel struct {
 	Name string
 	URL  string
+	// Line is where it is set, for problems found later (a bad URL).
+	Line int
 }
 
 // Settings is a loaded settings.cfg.

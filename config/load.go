@@ -508,6 +508,11 @@ func (l *loader) email(s *Settings) {
 		return
 	}
 	if !e.Configured() {
+		if !l.anyAddress(s) {
+			// Every destination is a channel: no mail to send, and no
+			// self-check of a mail path that is not there.
+			return
+		}
 		l.problem("email", "", "mail is not configured: set user and smtpserver, or nomail = yes")
 		return
 	}
@@ -600,6 +605,29 @@ func (l *loader) peers(s *Settings) {
 	sort.SliceStable(s.Peers, func(i, j int) bool { return s.Peers[i].Name < s.Peers[j].Name })
 }
 
+// anyAddress reports whether some recipient the settings name is a mail
+// address rather than a channel: alertcontact, a job's notify_to, a peer's
+// admin, or no recipient at all (alerts then need mail to go anywhere).
+func (l *loader) anyAddress(s *Settings) bool {
+	if len(s.General.AlertContact) == 0 || l.fixed["peers"] != nil {
+		return true
+	}
+	for _, to := range s.General.AlertContact {
+		if strings.Contains(to, "@") {
+			return true
+		}
+	}
+	for _, sec := range s.Jobs {
+		if v, ok := sec.Lookup("notify_to"); ok && strings.Contains(v, "@") {
+			return true
+		}
+	}
+	if v := l.get("heartbeat", "notify_to"); strings.Contains(v, "@") {
+		return true
+	}
+	return false
+}
+
 func (l *loader) channels(s *Settings) {
 	sec := l.fixed["channels"]
 	if sec == nil {
@@ -612,7 +640,7 @@ func (l *loader) channels(s *Settings) {
 			l.problemAt(own.KeyLine(name), "channels", name, "missing: want NAME = URL")
 			continue
 		}
-		s.Channels = append(s.Channels, Channel{Name: name, URL: url})
+		s.Channels = append(s.Channels, Channel{Name: name, URL: url, Line: own.KeyLine(name)})
 	}
 }
 

@@ -37,7 +37,7 @@ func TestDecodeInvalidConfigs(t *testing.T) {
 		"invalid-failures-zero.cfg":       {"tcp:x", "failures", 6, []string{"0 is less than 1"}},
 		"invalid-recovery.cfg":            {"tcp:x", "recovery", 6, []string{`"maybe" is not auto, yes or no`}},
 		"invalid-timeout.cfg":             {"tcp:x", "timeout", 6, []string{`"soon" is not a duration`}},
-		"invalid-notify-to.cfg":           {"tcp:x", "notify_to", 6, []string{`"notanemail" is not an email address`}},
+		"invalid-notify-to.cfg":           {"tcp:x", "notify_to", 6, []string{`"notanemail" is neither a mail address nor a channel of [channels]`}},
 		"invalid-duplicate-entry.cfg":     {"tcp:x", "targets", 5, []string{`"a:1" appears twice`}},
 		"invalid-case-duplicate.cfg":      {"TCP:Web", "", 7, []string{"duplicate"}},
 		"invalid-tcp-target.cfg":          {"tcp:x", "target", 5, []string{`"nope" is not host:port`}},

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"checker/config"
+	"checker/notify"
 )
 
 // Load builds every job the settings describe: the sections' jobs, spawned
@@ -70,6 +71,53 @@ func Load(s *config.Settings) ([]*Job, config.Problems) {
 // systemBuilders add the jobs that need no section (self-check, peers,
 // heartbeat services); each such file appends its builder in init.
 var systemBuilders []func(*config.Settings) ([]*Job, config.Problems)
+
+func init() { systemBuilders = append(systemBuilders, checkDestinations) }
+
+// checkDestinations checks [channels] without connecting anywhere (a known
+// service, the parts its URL needs; no secret in any message), and that
+// every name in alertcontact and notify_to that is not a mail address is a
+// channel of [channels]. It builds no job.
+func checkDestinations(s *config.Settings) ([]*Job, config.Problems) {
+	var problems config.Problems
+	channels := map[string]bool{}
+	var names []string
+	for _, ch := range s.Channels {
+		name := strings.ToLower(strings.TrimSpace(ch.Name))
+		channels[name] = true
+		names = append(names, name)
+		if err := notify.CheckChannel(ch.Name, ch.URL); err != nil {
+			problems = append(problems, config.Problem{File: s.File, Line: ch.Line, Section: "channels", Key: ch.Name, Msg: err.Error()})
+		}
+	}
+	sort.Strings(names)
+	known := "no channels are configured in [channels]"
+	if len(names) > 0 {
+		known = "channels: " + strings.Join(names, ", ")
+	}
+	check := func(list []string, at func(msg string)) {
+		for _, to := range list {
+			if !IsAddress(to) && destinationSyntax(to) == nil && !channels[strings.ToLower(to)] {
+				at(fmt.Sprintf("%q is neither a mail address nor a channel of [channels] (%s)", to, known))
+			}
+		}
+	}
+	check(s.General.AlertContact, func(msg string) {
+		problems = append(problems, config.Problem{File: s.File, Line: s.KeyLine("general", "alertcontact"), Section: "general", Key: "alertcontact", Msg: msg})
+	})
+	sections := append([]config.Section{s.Heartbeat.Section}, s.Jobs...)
+	for _, sec := range sections {
+		v, ok := sec.Lookup("notify_to")
+		if !ok {
+			continue
+		}
+		line := sec.KeyLine("notify_to")
+		check(config.SplitList(v), func(msg string) {
+			problems = append(problems, config.Problem{File: s.File, Line: line, Section: sec.Name, Key: "notify_to", Msg: msg})
+		})
+	}
+	return nil, problems
+}
 
 // buildSection decodes sec as type t and returns its job, or one job per
 // list entry named NAME[entry].

@@ -139,12 +139,33 @@ func decodeCommon(sec config.Section, defTimeout time.Duration, defEvery Tier, d
 		}
 	}
 	if v, ok := sec.Lookup("notify_to"); ok {
+		// Addresses and channel names. Whether a name is a configured
+		// channel is checked against [channels] by checkDestinations.
 		c.Policy.NotifyTo = config.SplitList(v)
 		for _, a := range c.Policy.NotifyTo {
-			if !strings.Contains(a, "@") {
-				errs.add("notify_to", fmt.Errorf("%q is not an email address", a))
+			if err := destinationSyntax(a); err != nil {
+				errs.add("notify_to", err)
 			}
 		}
 	}
 	return c
+}
+
+// IsAddress reports whether a destination (an entry of notify_to or
+// alertcontact) is a mail address rather than a channel name.
+func IsAddress(to string) bool { return strings.Contains(to, "@") }
+
+// destinationSyntax checks the form of one destination: a mail address
+// (local@domain, no spaces) or a channel name (no spaces).
+func destinationSyntax(to string) error {
+	if strings.ContainsAny(to, " \t") {
+		return fmt.Errorf("%q is neither a mail address nor a channel name (entries are separated by commas)", to)
+	}
+	if IsAddress(to) {
+		local, domain, _ := strings.Cut(to, "@")
+		if local == "" || domain == "" || strings.Contains(domain, "@") {
+			return fmt.Errorf("%q is not a mail address", to)
+		}
+	}
+	return nil
 }

@@ -18,11 +18,17 @@ import (
 
 // Runner runs jobs and records what they found.
 type Runner struct {
-	Store    *state.Store
+	Store *state.Store
+	// Sender sends mail; Channels post to the [channels] by lower-cased
+	// name. A recipient that names a channel gets a channel message, any
+	// other a mail.
 	Sender   notify.Sender
+	Channels map[string]notify.Poster
 	Composer notify.Composer
 	// AlertContact receives notices of jobs without notify_to, and the
-	// runner's own (a corrupt state file, a recipient that refuses mail).
+	// runner's own (a corrupt state file); addresses and channel names.
+	// A destination that keeps failing is reported to the alert contacts
+	// and channels that work.
 	AlertContact []string
 	Concurrency  int
 	Env          *Env
@@ -648,16 +654,24 @@ func (r *Runner) resetDamaged(tx *state.Tx, job string, err error, now time.Time
 
 // systemNotice queues a notice of checker itself.
 func (r *Runner) systemNotice(tx *state.Tx, job, subject, body string, to []string, now time.Time) {
+	r.systemNoticeStatus(tx, job, "CRITICAL", subject, body, to, now)
+}
+
+// systemNoticeStatus queues a notice of checker itself reporting status,
+// and returns its outbox key ("" when nothing was queued).
+func (r *Runner) systemNoticeStatus(tx *state.Tx, job, status, subject, body string, to []string, now time.Time) string {
 	if len(to) == 0 {
-		return // nobody else to tell
+		return "" // nobody else to tell
 	}
-	n := state.Notice{Job: job, Kind: state.KindSystem, Subject: subject, Body: body, Created: now, Status: "CRITICAL"}
+	n := state.Notice{Job: job, Kind: state.KindSystem, Subject: subject, Body: body, Created: now, Status: status}
 	for _, t := range to {
 		n.To = append(n.To, state.Delivery{To: t})
 	}
 	if err := r.enqueue(tx, &n); err != nil {
 		r.log().Error("cannot queue notice", "subject", subject, "error", err)
+		return ""
 	}
+	return n.Key()
 }
 
 // housekeeping drops what the state no longer needs, in hour and day runs
@@ -750,6 +764,12 @@ const permanentRetry = time.Hour
 // recipients that are due (a recipient that refused permanently waits an
 // hour). It returns copies to send once the lock is released.
 func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Notice, error) {
+	return r.claimNotices(tx, pid, now, nil)
+}
+
+// claimNotices is claimOutbox for the notices whose keys are in only, or
+// all when only is nil.
+func (r *Runner) claimNotices(tx *state.Tx, pid int, now time.Time, only map[string]bool) ([]state.Notice, error) {
 	if tx.OutboxLen() == 0 {
 		return nil, nil
 	}
@@ -770,6 +790,9 @@ func (r *Runner) claimOutbox(tx *state.Tx, pid int, now time.Time) ([]state.Noti
 	var batch []state.Notice
 	for i := range outbox {
 		n := &outbox[i]
+		if only != nil && !only[n.Key()] {
+			continue
+		}
 		if c := n.Sending; c != nil && c.PID != pid && c.Alive(now) {
 			continue
 		}
@@ -828,17 +851,41 @@ func (r *Runner) dropUnconfigured(tx *state.Tx, n *state.Notice) (bool, error) {
 // outbox; a failure's job gets its last-notified time when the notice
 // reached anyone. Recipients that refuse mail permanently are reported once
 // to the others. It also records the health of the mail path.
+//
+// The notices that say a destination fails or works again go out in the
+// same invocation, in a second round within the same deadline, rather
+// than a run later.
 func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	sendCtx, cancel := context.WithTimeout(ctx, deliveryTimeout)
-	rep := notify.Deliver(sendCtx, r.Sender, r.Composer, batch)
-	cancel()
+	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	defer cancel()
+	reports, err := r.deliverRound(ctx, batch, pid)
+	if err != nil || len(reports) == 0 || ctx.Err() != nil {
+		return err
+	}
+	err = r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+		var err error
+		batch, err = r.claimNotices(tx, pid, r.now(), reports)
+		return err
+	})
+	if err != nil || len(batch) == 0 {
+		return err
+	}
+	_, err = r.deliverRound(ctx, batch, pid)
+	return err
+}
+
+// deliverRound sends batch and records what went out (see deliver). It
+// returns the outbox keys of the notices it queued about destinations.
+func (r *Runner) deliverRound(ctx context.Context, batch []state.Notice, pid int) (map[string]bool, error) {
+	rep := notify.Deliver(ctx, r.outlets(), r.Composer, batch)
 	if len(rep.Failed) > 0 {
 		r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err())
 	}
-	return r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+	var reports map[string]bool
+	err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
 		now := r.now()
 		for _, sent := range batch {
 			cur, ok, err := tx.Notice(sent.Job, sent.Kind)
@@ -898,11 +945,13 @@ func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) err
 				return err
 			}
 		}
-		if err := r.noteRecipients(tx, rep, now); err != nil {
+		var err error
+		if reports, err = r.noteRecipients(tx, rep, now); err != nil {
 			return err
 		}
 		return r.noteMailHealth(tx, rep, now)
 	})
+	return reports, err
 }
 
 // noteNotified advances a failing job's last-notified time: a notice of its
@@ -916,24 +965,52 @@ func (r *Runner) noteNotified(tx *state.Tx, job string, now time.Time) error {
 	return tx.PutJob(job, &st)
 }
 
-// noteRecipients records the delivery health of each recipient tried and
-// reports, once, a recipient that refuses mail permanently to the others.
-func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) error {
+// failingAfter is how long every send to a destination must have failed
+// before the other destinations are told: from the first failed attempt of
+// the streak to the latest, so with cron's minute runs six runs in a row.
+// A brief outage (a restart, a network blip) is not news; an outage that
+// long is, and it is told once, with once more when it ends. A permanent
+// refusal (SMTP 5xx) is told at once.
+const failingAfter = 5 * time.Minute
+
+// outlets are the runner's ways out.
+func (r *Runner) outlets() notify.Outlets {
+	return notify.Outlets{Mail: r.Sender, Channels: r.Channels}
+}
+
+// noteRecipients records the delivery health of each destination tried
+// and tells the other destinations, once per outage, when one keeps
+// failing (failingAfter, or at once for a permanent refusal) and once when
+// it works again.
+//
+// It returns the outbox keys of the notices it queued.
+func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) (map[string]bool, error) {
+	failing, err := r.failingDestinations(tx, rep)
+	if err != nil {
+		return nil, err
+	}
+	queued := map[string]bool{}
+	note := func(key string) {
+		if key != "" {
+			queued[key] = true
+		}
+	}
 	for _, to := range sortedKeys(rep.Delivered) {
 		rc, found, _ := tx.Recipient(to)
 		if !found {
 			rc = state.Recipient{To: to}
 		}
 		if rc.Reported {
-			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("mail to %s works again", to),
-				fmt.Sprintf("checker on %s can deliver to %s again; it had refused mail since %s (%s).\n",
-					r.Composer.ServerName, to, rc.Since.Format(timeLayout), rc.LastError), others(r.AlertContact, to), now)
+			note(r.systemNoticeStatus(tx, "recipient:"+to, "OK", fmt.Sprintf("%s works again", describeDestination(to, rep.Channels[to])),
+				fmt.Sprintf("checker on %s can deliver to %s again; it had failed since %s (%s).\n"+
+					"The notices held for it have now gone out.\n",
+					r.Composer.ServerName, target(to, rep.Channels[to]), rc.Since.Format(timeLayout), rc.LastError), r.reportTo(to, failing), now))
 		}
 		rc.Failing, rc.Permanent, rc.Reported, rc.LastError, rc.Since = false, false, false, "", time.Time{}
 		rc.LastTry = now
 		rc.Sent++
 		if err := tx.PutRecipient(&rc); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, to := range sortedKeys(rep.Failed) {
@@ -950,53 +1027,145 @@ func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) 
 		rc.LastTry = now
 		rc.LastError = ferr.Error()
 		rc.Settings = r.SettingsID
-		if rc.Permanent && !rc.Reported {
-			rc.Reported = true
-			r.systemNotice(tx, "recipient:"+to, fmt.Sprintf("mail to %s is refused", to),
-				fmt.Sprintf("checker on %s cannot deliver to %s: the server refused it permanently:\n\n  %s\n\n"+
-					"Notices for %s stay queued and are retried at most hourly, or at once when the settings change.\n"+
-					"Check the address in alertcontact or notify_to.\n", r.Composer.ServerName, to, ferr, to), others(r.AlertContact, to), now)
-			r.log().Error("recipient refuses mail permanently", "recipient", to, "error", ferr)
+		if !rc.Reported && (rc.Permanent || now.Sub(rc.Since) >= failingAfter) {
+			rc.Reported = true // told once per outage, even when nobody is left to tell
+			note(r.reportFailing(tx, rc, rep.Channels[to], r.reportTo(to, failing), now))
 		}
 		if err := tx.PutRecipient(&rc); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return queued, nil
 }
 
-// noteMailHealth records whether the mail path works, as peers see it. A
-// recipient that refuses permanently does not make mail unhealthy while
-// others get their mail; a transient failure (the server is down, refuses
-// the login) does.
+// reportFailing queues the notice that a destination keeps failing and
+// returns its outbox key ("" when nobody is left to tell).
+func (r *Runner) reportFailing(tx *state.Tx, rc state.Recipient, channel bool, to []string, now time.Time) string {
+	what := describeDestination(rc.To, channel)
+	var subject, body string
+	if rc.Permanent {
+		subject = fmt.Sprintf("%s is refused", what)
+		body = fmt.Sprintf("checker on %s cannot deliver to %s: the server refused it permanently:\n\n  %s\n\n"+
+			"Notices for %s stay queued and are retried at most hourly, or at once when the settings change.\n"+
+			"Check the address in alertcontact or notify_to.\n", r.Composer.ServerName, rc.To, rc.LastError, rc.To)
+	} else {
+		subject = fmt.Sprintf("%s is failing", what)
+		body = fmt.Sprintf("checker on %s has not been able to deliver to %s since %s (%s):\n\n  %s\n\n"+
+			"Notices for %s stay queued and are retried every run; they go out when it works again,\n"+
+			"and you will be told then.\n", r.Composer.ServerName, target(rc.To, channel), rc.Since.Format(timeLayout),
+			now.Sub(rc.Since).Round(time.Second), rc.LastError, rc.To)
+	}
+	if len(to) == 0 {
+		r.log().Error("a destination keeps failing and no other destination works to tell", "destination", rc.To, "error", rc.LastError)
+		return ""
+	}
+	r.log().Error("a destination keeps failing; telling the others", "destination", rc.To, "error", rc.LastError, "told", strings.Join(to, ", "))
+	return r.systemNoticeStatus(tx, "recipient:"+rc.To, "CRITICAL", subject, body, to, now)
+}
+
+// describeDestination names a destination in a subject: "channel NAME" or
+// "mail to ADDRESS".
+func describeDestination(to string, channel bool) string {
+	if channel {
+		return "channel " + to
+	}
+	return "mail to " + to
+}
+
+// target names a destination after "deliver to": "channel NAME" or the
+// address.
+func target(to string, channel bool) string {
+	if channel {
+		return "channel " + to
+	}
+	return to
+}
+
+// failingDestinations are the destinations that failed in this delivery,
+// or failed before and were not reached in it: none of them can carry the
+// news of another's failure.
+func (r *Runner) failingDestinations(tx *state.Tx, rep notify.Report) (map[string]bool, error) {
+	failing := map[string]bool{}
+	for to := range rep.Failed {
+		failing[to] = true
+	}
+	recs, err := tx.Recipients()
+	if err != nil {
+		return nil, err
+	}
+	for _, rc := range recs {
+		key := strings.ToLower(rc.To)
+		if rc.Failing && !rep.Delivered[key] {
+			failing[key] = true
+		}
+	}
+	return failing, nil
+}
+
+// reportTo are the destinations that hear of another's failure or return:
+// the alert contacts and every channel, except that one and those failing.
+func (r *Runner) reportTo(except string, failing map[string]bool) []string {
+	var out []string
+	seen := map[string]bool{strings.ToLower(except): true}
+	add := func(to string) {
+		key := strings.ToLower(to)
+		if seen[key] || failing[key] {
+			return
+		}
+		seen[key] = true
+		out = append(out, to)
+	}
+	for _, a := range r.AlertContact {
+		add(a)
+	}
+	for _, name := range sortedKeys(r.Channels) {
+		add(name)
+	}
+	return out
+}
+
+// noteMailHealth records whether the mail path works, as peers see it:
+// channels do not count. A recipient that refuses permanently does not
+// make mail unhealthy while others get their mail; a transient failure
+// (the server is down, refuses the login) does.
 func (r *Runner) noteMailHealth(tx *state.Tx, rep notify.Report, now time.Time) error {
-	if !rep.Attempted {
-		return nil
+	var transient, all []error
+	permanent, delivered := 0, 0
+	for _, to := range sortedKeys(rep.Failed) {
+		if rep.Channels[to] {
+			continue
+		}
+		err := fmt.Errorf("mail to %s: %w", to, rep.Failed[to])
+		all = append(all, err)
+		if notify.IsPermanent(rep.Failed[to]) {
+			permanent++
+		} else {
+			transient = append(transient, err)
+		}
+	}
+	for to := range rep.Delivered {
+		if !rep.Channels[to] {
+			delivered++
+		}
+	}
+	if len(all) == 0 && delivered == 0 {
+		return nil // no mail tried
 	}
 	h, err := tx.Health()
 	if err != nil {
 		h = state.Health{}
 	}
-	var transient []error
-	permanent := 0
-	for _, to := range sortedKeys(rep.Failed) {
-		if notify.IsPermanent(rep.Failed[to]) {
-			permanent++
-		} else {
-			transient = append(transient, fmt.Errorf("mail to %s: %w", to, rep.Failed[to]))
-		}
-	}
-	ok := len(transient) == 0 && (permanent == 0 || len(rep.Delivered) > 0)
+	ok := len(transient) == 0 && (permanent == 0 || delivered > 0)
 	wasOK := h.Mail.SendAt.IsZero() || h.Mail.SendOK
 	if !ok && wasOK && r.Warn != nil {
 		fmt.Fprintf(r.Warn, "checker: cannot send mail; notices are kept in the outbox and retried every run: %s\n",
-			strings.ReplaceAll(rep.Err().Error(), "\n", "; "))
+			strings.ReplaceAll(errors.Join(all...).Error(), "\n", "; "))
 	}
 	h.Mail.SendAt = now
 	h.Mail.SendOK = ok
 	h.Mail.SendError = ""
 	if !ok {
-		h.Mail.SendError = rep.Err().Error()
+		h.Mail.SendError = errors.Join(all...).Error()
 		if len(transient) > 0 {
 			h.Mail.SendError = errors.Join(transient...).Error()
 		}
@@ -1010,16 +1179,5 @@ func sortedKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out
-}
-
-// others are the recipients except one.
-func others(all []string, except string) []string {
-	var out []string
-	for _, a := range all {
-		if !strings.EqualFold(a, except) {
-			out = append(out, a)
-		}
-	}
 	return out
 }

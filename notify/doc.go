@@ -17,6 +17,16 @@
 // was held back. Deliver and the outbox keep what could not be sent for the
 // next run; Printer is the Sender of nomail mode.
 //
+// Channels out: a Channel is a [channels] entry — Slack, Matrix,
+// Mattermost, Telegram, ntfy, Gotify, Discord or Teams through shoutrrr's
+// service packages (only those, not its router, which links every
+// service), or a JSON webhook (webhook.go). A channel is a recipient like
+// an address: Deliver routes each recipient through Outlets, and
+// ComposeChat gives a channel the digest the mail would carry, cut to fit
+// a chat message. A channel's URL holds secrets; String names it without
+// them, and every error it returns has them removed. CheckChannel checks a
+// URL without connecting; Printer.Channel prints in nomail mode.
+//
 // Mail in: SelfCheck mails a probe with a random token to the user's own
 // address, finds it over IMAP (go-imap v2), deletes it together with the
 // probes this checker's failed checks left behind, and returns a session

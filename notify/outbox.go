@@ -12,16 +12,36 @@ import (
 	"checker/state"
 )
 
-// maxParallelSends bounds the SMTP connections one delivery opens at once.
+// maxParallelSends bounds the SMTP connections and channel requests one
+// delivery opens at once.
 const maxParallelSends = 4
+
+// Outlets are the ways out: mail, and the channels by lower-cased name. A
+// recipient that names a channel gets a channel message, any other a mail.
+type Outlets struct {
+	// Mail sends to addresses; nil when mail is not configured (a mail
+	// recipient then fails with a clear error).
+	Mail Sender
+	// Channels post to the channels by name.
+	Channels map[string]Poster
+}
+
+// IsChannel reports whether a recipient names a channel.
+func (o Outlets) IsChannel(rcpt string) bool {
+	_, ok := o.Channels[strings.ToLower(rcpt)]
+	return ok
+}
 
 // Report says what a delivery did, per recipient (lower-cased).
 type Report struct {
-	// Delivered are the recipients whose mail went out.
+	// Delivered are the recipients whose mail or message went out.
 	Delivered map[string]bool
-	// Failed are the recipients whose mail did not, with the reason.
+	// Failed are the recipients whose mail or message did not, with the
+	// reason (without secrets).
 	Failed map[string]error
-	// Mails is how many mails were sent successfully.
+	// Channels are the recipients tried that are channels.
+	Channels map[string]bool
+	// Mails is how many mails and channel messages were sent successfully.
 	Mails int
 	// Attempted is true when there was anything to send.
 	Attempted bool
@@ -39,17 +59,24 @@ func (r Report) Err() error {
 	sort.Strings(keys)
 	errs := make([]error, len(keys))
 	for i, k := range keys {
-		errs[i] = fmt.Errorf("mail to %s: %w", k, r.Failed[k])
+		if r.Channels[k] {
+			errs[i] = fmt.Errorf("channel %s: %w", k, r.Failed[k])
+		} else {
+			errs[i] = fmt.Errorf("mail to %s: %w", k, r.Failed[k])
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// Deliver sends what the notices owe: one mail per recipient, holding every
-// notice owed to that recipient (a digest). Each notice's To lists the
-// recipients to try now. Sends run in parallel, so a hung server costs one
-// send timeout, not one per recipient.
-func Deliver(ctx context.Context, s Sender, c Composer, batch []state.Notice) Report {
-	rep := Report{Delivered: map[string]bool{}, Failed: map[string]error{}}
+// errNoMail fails a mail recipient when mail is not configured.
+var errNoMail = errors.New("mail is not configured")
+
+// Deliver sends what the notices owe: one mail or channel message per
+// recipient, holding every notice owed to that recipient (a digest). Each
+// notice's To lists the recipients to try now. Sends run in parallel, so a
+// hung server costs one send timeout, not one per recipient.
+func Deliver(ctx context.Context, out Outlets, c Composer, batch []state.Notice) Report {
+	rep := Report{Delivered: map[string]bool{}, Failed: map[string]error{}, Channels: map[string]bool{}}
 	byRcpt := map[string][]state.Notice{}
 	var rcpts []string
 	for _, n := range batch {
@@ -74,13 +101,24 @@ func Deliver(ctx context.Context, s Sender, c Composer, batch []state.Notice) Re
 	sem := make(chan struct{}, maxParallelSends)
 	var wg sync.WaitGroup
 	for k, rcpt := range rcpts {
-		m := c.Compose(rcpt, byRcpt[rcpt])
+		var send func() error
+		if p, ok := out.Channels[rcpt]; ok {
+			rep.Channels[rcpt] = true
+			m := c.ComposeChat(rcpt, byRcpt[rcpt])
+			send = func() error { return p.Post(ctx, m) }
+		} else if out.Mail == nil {
+			errs[k] = errNoMail
+			continue
+		} else {
+			m := c.Compose(rcpt, byRcpt[rcpt])
+			send = func() error { return out.Mail.Send(ctx, m) }
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[k] = s.Send(ctx, m)
+			errs[k] = send()
 		}()
 	}
 	wg.Wait()
@@ -96,10 +134,28 @@ func Deliver(ctx context.Context, s Sender, c Composer, batch []state.Notice) Re
 }
 
 // Printer is the Sender of nomail mode: it prints each mail instead of
-// sending it, and printing counts as delivery.
+// sending it, and printing counts as delivery. Channel gives the Poster
+// that prints a channel's messages the same way.
 type Printer struct {
 	mu sync.Mutex // guards W
 	W  io.Writer
+}
+
+// Channel returns a Poster that prints the messages for a channel, named
+// as c.String() names it (no secret), instead of sending them.
+func (p *Printer) Channel(c *Channel) Poster { return printedChannel{p: p, name: c.String()} }
+
+type printedChannel struct {
+	p    *Printer
+	name string
+}
+
+// Post prints m.
+func (pc printedChannel) Post(_ context.Context, m ChatMessage) error {
+	pc.p.mu.Lock()
+	defer pc.p.mu.Unlock()
+	_, err := fmt.Fprintf(pc.p.W, "--- channel message not sent (nomail) ---\nTo: %s\nTitle: %s\n\n%s\n", pc.name, m.Title, strings.TrimRight(m.Text, "\n"))
+	return err
 }
 
 // Send prints m.

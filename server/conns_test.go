@@ -197,7 +197,9 @@ func contains(list []string, s string) bool {
 // waited longest is the one closed.
 func TestConnCapOnRealServer(t *testing.T) {
 	const max = 4
-	s := newServer(t, Options{MaxConns: max}, Route{Pattern: "GET /{$}", Handler: text("True")})
+	// A long idle timeout: only the cap may close the idle connections,
+	// however slowly a loaded machine runs this test.
+	s := newServer(t, Options{MaxConns: max, IdleTimeout: time.Minute}, Route{Pattern: "GET /{$}", Handler: text("True")})
 	start(t, s)
 	type held struct {
 		c net.Conn

@@ -64,14 +64,19 @@ func NewStateHealth(store *state.Store, now func() time.Time, onError func(error
 		now = time.Now
 	}
 	path := store.Path
-	return &StateHealth{
-		now: now,
-		snap: NewSnapshot(
-			func() (FileID, error) { return FileIdentity(path) },
-			func() (healthRecord, error) { return readHealthRecord(store) },
-			onError,
-		),
+	// Answering peers, serve waits only a moment for a cron run's write;
+	// meanwhile the last health read stands.
+	reader := *store
+	if reader.ReadWait == 0 {
+		reader.ReadWait = 250 * time.Millisecond
 	}
+	snap := NewSnapshot(
+		func() (FileID, error) { return FileIdentity(path) },
+		func() (healthRecord, error) { return readHealthRecord(&reader) },
+		onError,
+	)
+	snap.Transient = func(err error) bool { return errors.Is(err, state.ErrBusy) }
+	return &StateHealth{now: now, snap: snap}
 }
 
 // Load reads the state now; call it once at start.

@@ -28,6 +28,11 @@ const firstLoadWait = 500 * time.Millisecond
 // K is the identity type and must be comparable; V is what read returns.
 // Build it with NewSnapshot.
 type Snapshot[K comparable, V any] struct {
+	// Transient, if set before use, tells a read error that will pass by
+	// itself (the source is busy): the last value is kept for it rather
+	// than the error.
+	Transient func(error) bool
+
 	identity func() (K, error)
 	read     func() (V, error)
 	onError  func(error)
@@ -81,6 +86,12 @@ func (s *Snapshot[K, V]) Get() (V, error) {
 	}
 	if s.refreshing.CompareAndSwap(false, true) {
 		n := s.readEntry()
+		if n.err != nil && e != nil && s.Transient != nil && s.Transient(n.err) {
+			// Busy for a moment (a writer holds the source): the last
+			// value stands, and the next Get tries again.
+			s.refreshing.Store(false)
+			return e.v, e.err
+		}
 		s.store(n)
 		s.refreshing.Store(false)
 		return n.v, n.err

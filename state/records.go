@@ -488,6 +488,7 @@ const (
 	EventAcked      = "acked"      // an operator acknowledged an outage
 	EventForgotten  = "forgotten"  // a job or service was dropped from the state
 	EventState      = "state"      // the state itself (moved aside, reset)
+	EventTest       = "test"       // `checker notify test` sent a test notice
 )
 
 // Event is one entry of the history.

@@ -40,7 +40,8 @@ type Store struct {
 	// LockWait bounds how long Update waits for another writer; zero means
 	// 50 seconds, a little less than the minute between cron invocations.
 	LockWait time.Duration
-	// ReadWait bounds how long View waits for a writer; zero means 1 second.
+	// ReadWait bounds how long View waits for a writer; zero means 5
+	// seconds (a run writing 10,000 records with fsync on a slow disk).
 	ReadWait time.Duration
 	// Now stamps the names of files moved aside; nil means time.Now.
 	Now func() time.Time
@@ -162,7 +163,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 	}
 	wait := s.ReadWait
 	if wait == 0 {
-		wait = time.Second
+		wait = 5 * time.Second
 	}
 	db, err := bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: wait})
 	if errors.Is(err, fs.ErrNotExist) {
