@@ -100,6 +100,21 @@ const claimMargin = time.Minute
 func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, error) {
 	started := r.now()
 	pid := os.Getpid()
+	due, batch, err := r.claimDue(ctx, tier, all, started, pid)
+	if err != nil {
+		return nil, err
+	}
+	if len(due) == 0 {
+		return nil, r.deliver(ctx, batch, pid)
+	}
+	return r.runAndRecord(ctx, due, pid, tier, state.Run{Tier: string(tier), Started: started})
+}
+
+// claimDue claims, in one transaction, the jobs of tier that are due at
+// started: not run in their slot yet, not running in another invocation,
+// not in the slot of a run that died. With none due it records the run as
+// complete and claims the outbox for delivery instead.
+func (r *Runner) claimDue(ctx context.Context, tier Tier, all []*Job, started time.Time, pid int) ([]*Job, []state.Notice, error) {
 	var due []*Job
 	var batch []state.Notice
 	maxTimeout := time.Duration(0)
@@ -133,8 +148,13 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 		if err != nil {
 			r.log().Error("job records unreadable; those jobs start afresh", "error", err)
 		}
+		slots := map[Tier]string{}
 		for i, j := range tierJobs {
-			slot := Slot(j.Every, started)
+			slot, ok := slots[j.Every]
+			if !ok {
+				slot = Slot(j.Every, started)
+				slots[j.Every] = slot
+			}
 			if busy[j.Name] {
 				r.log().Info("job still running from an earlier invocation; not starting it again", "job", j.Name)
 				continue
@@ -176,13 +196,7 @@ func (r *Runner) Cron(ctx context.Context, tier Tier, all []*Job) ([]Outcome, er
 		}
 		return tx.PutHealth(&h)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if len(due) == 0 {
-		return nil, r.deliver(ctx, batch, pid)
-	}
-	return r.runAndRecord(ctx, due, pid, tier, state.Run{Tier: string(tier), Started: started})
+	return due, batch, err
 }
 
 // otherClaims reads the claims of other invocations: the jobs one that is
@@ -255,60 +269,7 @@ func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, tier Tie
 	// flush records pending results; the final one also records the run and
 	// claims the outbox. Results whose update failed stay pending.
 	flush := func(final bool) ([]state.Notice, error) {
-		var batch []state.Notice
-		stopped := ctx.Err() != nil
-		// In name order: the records are read and written in the order
-		// they are stored.
-		sort.Slice(pending, func(a, b int) bool { return due[pending[a].i].Name < due[pending[b].i].Name })
-		err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
-			now := r.now()
-			r.noteRecovered(tx, now)
-			names := make([]string, len(pending))
-			for k, d := range pending {
-				names[k] = due[d.i].Name
-			}
-			prevs, err := tx.Jobs(names)
-			if err != nil {
-				r.log().Error("job records unreadable; those jobs start afresh", "error", err)
-			}
-			for k, d := range pending {
-				if d.res.cancelled {
-					// Not a result: nothing is recorded, and with its
-					// claim gone the slot is free again.
-					outcomes[d.i] = Outcome{Job: due[d.i], Result: d.res, Cancelled: true}
-					continue
-				}
-				oc, err := r.recordOn(tx, due[d.i], prevs[k], d.res, Slot(due[d.i].Every, run.Started))
-				if err != nil {
-					return err
-				}
-				outcomes[d.i] = oc
-			}
-			if err := r.releaseClaims(tx, pid, pending, due, final); err != nil {
-				return err
-			}
-			if !final {
-				return nil
-			}
-			h, err := tx.Health()
-			if err != nil {
-				h = state.Health{}
-			}
-			h.Running = liveInvocations(h.Running, pid, now)
-			if !stopped {
-				// A run stopped by a signal did not complete: it is not
-				// the last completed run peers judge freshness by.
-				run.Finished = now
-				h.LastRun = run
-				if err := r.housekeeping(tx, tier, now); err != nil {
-					return err
-				}
-				if batch, err = r.claimOutbox(tx, pid, now); err != nil {
-					return err
-				}
-			}
-			return tx.PutHealth(&h)
-		})
+		batch, err := r.recordFinished(ctx, due, pending, outcomes, pid, tier, run, final)
 		if err == nil {
 			pending = nil
 		}
@@ -335,6 +296,79 @@ func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, tier Tie
 			}
 		}
 	}
+}
+
+// recordFinished records, in one transaction, the results of the finished
+// jobs (setting their outcomes) and drops them from this invocation's
+// claims; the final call also records the run, does the housekeeping and
+// claims the outbox for delivery.
+func (r *Runner) recordFinished(ctx context.Context, due []*Job, finished []finishedJob, outcomes []Outcome, pid int, tier Tier, run state.Run, final bool) ([]state.Notice, error) {
+	var batch []state.Notice
+	stopped := ctx.Err() != nil
+	// In name order: the records are read and written in the order they
+	// are stored.
+	sort.Slice(finished, func(a, b int) bool { return due[finished[a].i].Name < due[finished[b].i].Name })
+	err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+		now := r.now()
+		r.noteRecovered(tx, now)
+		names := make([]string, len(finished))
+		for k, d := range finished {
+			names[k] = due[d.i].Name
+		}
+		prevs, err := tx.Jobs(names)
+		if err != nil {
+			r.log().Error("job records unreadable; those jobs start afresh", "error", err)
+		}
+		silences, err := tx.Silences()
+		if err != nil {
+			return err
+		}
+		slots := map[Tier]string{}
+		for k, d := range finished {
+			if d.res.cancelled {
+				// Not a result: nothing is recorded, and with its claim
+				// gone the slot is free again.
+				outcomes[d.i] = Outcome{Job: due[d.i], Result: d.res, Cancelled: true}
+				continue
+			}
+			j := due[d.i]
+			slot, ok := slots[j.Every]
+			if !ok {
+				slot = Slot(j.Every, run.Started)
+				slots[j.Every] = slot
+			}
+			oc, err := r.recordOn(tx, j, prevs[k], d.res, slot, silences)
+			if err != nil {
+				return err
+			}
+			outcomes[d.i] = oc
+		}
+		if err := r.releaseClaims(tx, pid, finished, due, final); err != nil {
+			return err
+		}
+		if !final {
+			return nil
+		}
+		h, err := tx.Health()
+		if err != nil {
+			h = state.Health{}
+		}
+		h.Running = liveInvocations(h.Running, pid, now)
+		if !stopped {
+			// A run stopped by a signal did not complete: it is not the
+			// last completed run peers judge freshness by.
+			run.Finished = now
+			h.LastRun = run
+			if err := r.housekeeping(tx, tier, now); err != nil {
+				return err
+			}
+			if batch, err = r.claimOutbox(tx, pid, now); err != nil {
+				return err
+			}
+		}
+		return tx.PutHealth(&h)
+	})
+	return batch, err
 }
 
 // releaseClaims drops from this invocation's claims the jobs just recorded
@@ -454,11 +488,16 @@ func (r *Runner) record(tx *state.Tx, j *Job, res Result, slot string) (Outcome,
 	if err != nil {
 		r.resetDamaged(tx, j.Name, err, r.now())
 	}
-	return r.recordOn(tx, j, prev, res, slot)
+	silences, err := tx.Silences()
+	if err != nil {
+		return Outcome{}, err
+	}
+	return r.recordOn(tx, j, prev, res, slot, silences)
 }
 
-// recordOn is record with the job's record read already.
-func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot string) (Outcome, error) {
+// recordOn is record with the job's record and the silences read already
+// (once for all the results a transaction records).
+func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot string, silences []state.Silence) (Outcome, error) {
 	now := r.now()
 	var err error
 	if res.Skipped {
@@ -472,10 +511,7 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 		}
 		return Outcome{Job: j, Result: res}, tx.PutJob(j.Name, &next)
 	}
-	suppressed, why, err := r.suppressed(tx, j.Name, now)
-	if err != nil {
-		return Outcome{}, err
-	}
+	suppressed, why := r.suppressed(silences, j.Name, now)
 	status := res.Status.String()
 	next, d := Apply(j.Policy, prev, Inputs{Failed: j.Policy.Failed(res), Status: status, Suppressed: suppressed}, now)
 	next.LastRun = now
@@ -554,15 +590,11 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 
 // suppressed reports whether a silence or a maintenance window covers the
 // job now, and which.
-func (r *Runner) suppressed(tx *state.Tx, job string, now time.Time) (bool, string, error) {
+func (r *Runner) suppressed(silences []state.Silence, job string, now time.Time) (bool, string) {
 	if r.Windows != nil {
 		if name, ok := r.Windows(job, now); ok {
-			return true, "maintenance window " + name, nil
+			return true, "maintenance window " + name
 		}
-	}
-	silences, err := tx.Silences()
-	if err != nil {
-		return false, "", err
 	}
 	for _, s := range silences {
 		if now.Before(s.Until) && MatchName(s.Pattern, job) {
@@ -573,10 +605,10 @@ func (r *Runner) suppressed(tx *state.Tx, job string, now time.Time) (bool, stri
 			if s.Reason != "" {
 				why += ": " + s.Reason
 			}
-			return true, why, nil
+			return true, why
 		}
 	}
-	return false, "", nil
+	return false, ""
 }
 
 // enqueue puts n in the outbox, replacing a pending notice of the same job

@@ -29,9 +29,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"checker/config"
-	"checker/jobs"
-	"checker/notify"
 	"checker/state"
 )
 
@@ -53,6 +50,9 @@ type scenario struct {
 	target string
 	// settings returns settings.cfg for the scenario's directory.
 	settings func(dir string) string
+	// command, when set, is run instead of `checker -f settings.cfg cron
+	// minute`: "{bin}" stands for the checker binary.
+	command []string
 	// prime is the tier of an unmeasured first run; "" for none.
 	prime string
 	// reset clears the slots before each measured run, so the jobs are due.
@@ -62,9 +62,6 @@ type scenario struct {
 	// met says whether a measurement meets the target; nil for a row
 	// that only informs.
 	met func(m summary) bool
-	// inproc, when set, replaces the process run: it runs in this process
-	// and returns the time its measured part took (no RSS of its own).
-	inproc func(dir string) (time.Duration, error)
 	// quiet requires empty stdout and stderr (no notices printed).
 	quiet bool
 }
@@ -173,6 +170,14 @@ func scenarios(srv *servers) []scenario {
 	}
 	return []scenario{
 		{
+			// What every invocation pays before it does anything: the
+			// runtime and the package start-up of the libraries linked in.
+			name:     "checker version (start-up alone)",
+			target:   "— (informative)",
+			settings: func(string) string { return "" },
+			command:  []string{"{bin}", "version"},
+		},
+		{
 			name:   "cron minute, nothing due (100 hourly jobs)",
 			target: "≤ 2.5 ms",
 			settings: func(string) string {
@@ -192,17 +197,6 @@ func scenarios(srv *servers) []scenario {
 			prime: "hour",
 			met:   func(m summary) bool { return m.median <= 300*time.Millisecond && m.peakRSS <= 150*mb },
 			quiet: true,
-		},
-		{
-			name:   "state bookkeeping of a 10,000-job run (in process)",
-			target: "≤ 30 ms",
-			settings: func(string) string {
-				return many(10000, "tcp", "target", func(int) string { return srv.tcpAddr }, "every = hour\n")
-			},
-			prime:  "hour",
-			reset:  true,
-			inproc: bookkeeping,
-			met:    wall(30 * time.Millisecond),
 		},
 		{
 			name:   "1,000 http jobs (loopback)",
@@ -265,46 +259,6 @@ func scenarios(srv *servers) []scenario {
 			met: func(m summary) bool { return m.median >= 2*time.Second && m.median < 3*time.Second },
 		},
 	}
-}
-
-// bookkeeping is what the state costs a run of 10,000 jobs: the runner's own
-// transactions (claiming every job, recording every result with the rules,
-// the run's health) with checks that return at once, synced to disk.
-func bookkeeping(dir string) (time.Duration, error) {
-	s, err := config.Load(filepath.Join(dir, "settings.cfg"), func(string) string { return "" })
-	if err != nil {
-		return 0, err
-	}
-	all, problems := jobs.Load(s)
-	if len(problems) > 0 {
-		return 0, problems
-	}
-	for _, j := range all {
-		j.Every = jobs.Minute
-		j.Spec = instant{}
-	}
-	r := &jobs.Runner{Store: &state.Store{Path: s.General.StateFile}, Sender: &notify.Printer{W: io.Discard},
-		Composer: notify.Composer{ServerName: "bench"}, Concurrency: 64, Env: jobs.NewEnv(s)}
-	start := time.Now()
-	out, err := r.Cron(context.Background(), jobs.Minute, all)
-	took := time.Since(start)
-	if err != nil {
-		return 0, err
-	}
-	if len(out) != len(all) {
-		return 0, fmt.Errorf("%d of %d jobs ran", len(out), len(all))
-	}
-	return took, nil
-}
-
-// instant is a check that succeeds at once: what is left of a run is the
-// bookkeeping.
-type instant struct{}
-
-func (instant) Validate() error { return nil }
-func (instant) Target() string  { return "nothing" }
-func (instant) Check(context.Context, *jobs.Env) jobs.Result {
-	return jobs.Resultf(jobs.OK, "done")
 }
 
 // writeBeats puts n fresh heartbeats in the local store of dir.
@@ -400,8 +354,8 @@ func measure(bin, dir string, sc scenario, runs int) (summary, error) {
 		}
 		var m sample
 		var err error
-		if sc.inproc != nil {
-			m.wall, err = sc.inproc(dir)
+		if sc.command != nil {
+			m, err = runCommand(dir, sc.command, bin)
 		} else {
 			m, err = cron(bin, dir, cfg, "minute", sc.quiet)
 		}
@@ -425,6 +379,28 @@ type sample struct {
 	wall time.Duration
 	rss  int64 // KiB
 	cpu  time.Duration
+}
+
+// runCommand runs args in dir ({bin} is the checker binary) and measures
+// it.
+func runCommand(dir string, args []string, bin string) (sample, error) {
+	argv := make([]string, len(args))
+	for i, a := range args {
+		argv[i] = strings.ReplaceAll(a, "{bin}", bin)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	s := sample{wall: time.Since(start)}
+	if err != nil {
+		return s, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.rss = ru.Maxrss
+		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s, nil
 }
 
 // cron runs `checker -f cfg cron tier` in dir and measures it. With quiet,
