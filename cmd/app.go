@@ -230,6 +230,7 @@ func (a *app) runner(env *jobs.Env) *jobs.Runner {
 		Discovered:   a.discovered,
 		Destinations: a.destinations(),
 		KeepServices: s.Heartbeat.Discover,
+		Printing:     s.Email.NoMail,
 	}
 }
 

@@ -120,7 +120,7 @@ func printHistory(w io.Writer, doc historyDoc) {
 		if ev.Name != "" {
 			b.WriteString("  " + ev.Name)
 		}
-		if ev.Status != "" && ev.Kind != "queued" && ev.Kind != "delivered" && ev.Kind != "rejected" {
+		if ev.Status != "" && ev.Kind != "queued" && ev.Kind != "delivered" && ev.Kind != "printed" && ev.Kind != "rejected" {
 			b.WriteString("  " + ev.Status)
 		}
 		if ev.Message != "" {

@@ -112,3 +112,20 @@ func TestOperatorWorkflow(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryOfNoMail: with nomail the notices are printed, and the
+// history says so instead of calling them delivered.
+func TestHistoryOfNoMail(t *testing.T) {
+	db := newTCPPort(t)
+	db.down()
+	in := newInstance(t, fmt.Sprintf("[general]\nalertcontact = ops@example.test\n[email]\nnomail = yes\n[tcp:db]\ntarget = %s\n", db.addr))
+	in.nextMinute()
+	r := in.run("cron", "minute")
+	if r.code != 0 || !strings.Contains(r.stdout, "mail not sent (nomail)") {
+		t.Fatalf("cron with nomail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = in.run("history", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "printed"`) || strings.Contains(r.stdout, `"kind": "delivered"`) {
+		t.Errorf("history of a nomail run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -60,6 +60,9 @@ type Runner struct {
 	// notices still owed to others (an address since removed, a typo since
 	// fixed) are dropped for them. nil keeps all.
 	Destinations map[string]bool
+	// Printing is nomail mode: the Sender and Channels print notices
+	// instead of sending them, and the history says so.
+	Printing bool
 }
 
 func (r *Runner) now() time.Time {
@@ -935,7 +938,11 @@ func (r *Runner) deliverRound(ctx context.Context, batch []state.Notice, pid int
 				}
 			}
 			if len(got) > 0 {
-				if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: state.EventDelivered, Status: sent.Status, Message: sent.Subject, To: got}); err != nil {
+				kind := state.EventDelivered
+				if r.Printing {
+					kind = state.EventPrinted
+				}
+				if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: kind, Status: sent.Status, Message: sent.Subject, To: got}); err != nil {
 					return err
 				}
 				if sent.Kind == state.KindFailure {

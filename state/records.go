@@ -482,6 +482,7 @@ const (
 	EventQueued     = "queued"     // a notice was queued
 	EventDelivered  = "delivered"  // a notice reached recipients
 	EventRejected   = "rejected"   // a recipient refused a notice permanently
+	EventPrinted    = "printed"    // a notice was printed instead of sent (nomail)
 	EventHeld       = "held"       // a notice was held by a silence or window
 	EventSilenced   = "silenced"   // an operator silenced jobs
 	EventUnsilenced = "unsilenced" // a silence was lifted
