@@ -1,20 +1,16 @@
 package redistest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"checker/internal/testcert"
 )
 
 // TLSServer is a redis-server that speaks only TLS, with certificates made
@@ -45,17 +41,15 @@ type TLSOptions struct {
 func StartTLS(t testing.TB, o TLSOptions) *TLSServer {
 	t.Helper()
 	dir := t.TempDir()
-	ca := newCA(t)
-	srvCert := ca.issue(t, x509.ExtKeyUsageServerAuth)
-	cliCert := ca.issue(t, x509.ExtKeyUsageClientAuth)
+	ca := testcert.NewCA(t)
+	day := time.Now().Add(24 * time.Hour)
 	s := &TLSServer{
-		CAFile: writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.cert.Raw),
-		Pool:   x509.NewCertPool(),
+		CAFile:     ca.WritePEM(t, dir),
+		Pool:       ca.Pool(),
+		ClientCert: ca.Issue(t, testcert.LeafOptions{NotAfter: day, Client: true}),
 	}
-	s.Pool.AddCert(ca.cert)
-	srvCertFile, srvKeyFile := writeKeyPair(t, dir, "server", srvCert)
-	s.CertFile, s.KeyFile = writeKeyPair(t, dir, "client", cliCert)
-	s.ClientCert = cliCert
+	srvCertFile, srvKeyFile := testcert.WriteLeaf(t, mkdir(t, dir, "server"), ca.Issue(t, testcert.LeafOptions{NotAfter: day}))
+	s.CertFile, s.KeyFile = testcert.WriteLeaf(t, mkdir(t, dir, "client"), s.ClientCert)
 
 	auth := "no"
 	if o.AuthClients {
@@ -85,91 +79,11 @@ func (s *TLSServer) ping(addr string) bool {
 	return answers(roundTrip(c, "PING"))
 }
 
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t testing.TB) *testCA {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "redistest CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
-}
-
-// issue signs a certificate for 127.0.0.1, ::1 and localhost with one
-// extended key usage: OpenSSL, and so redis-server, refuses a client
-// certificate that is only for servers.
-func (ca *testCA) issue(t testing.TB, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key := newKey(t)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "redistest"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-// writeKeyPair writes c's certificate and key as PEM files name.pem and
-// name.key in dir.
-func writeKeyPair(t testing.TB, dir, name string, c tls.Certificate) (certFile, keyFile string) {
-	t.Helper()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, name+".pem", "CERTIFICATE", c.Certificate[0]),
-		writePEM(t, dir, name+".key", "PRIVATE KEY", keyDER)
-}
-
-func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
+// mkdir makes the directory name in dir and returns its path.
+func mkdir(t testing.TB, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	if err := os.Mkdir(p, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	return p

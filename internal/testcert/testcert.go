@@ -81,6 +81,10 @@ type LeafOptions struct {
 	// 127.0.0.1, ::1 and localhost.
 	DNSNames []string
 	IPs      []net.IP
+	// Client makes a client certificate instead of a server one: OpenSSL,
+	// and so redis-server, refuses a client certificate that is only for
+	// servers.
+	Client bool
 }
 
 // Leaf issues a server certificate for 127.0.0.1, ::1 and localhost that
@@ -90,7 +94,7 @@ func (ca *CA) Leaf(t testing.TB, notAfter time.Time) tls.Certificate {
 	return ca.Issue(t, LeafOptions{NotAfter: notAfter})
 }
 
-// Issue signs a server certificate as the options say. The chain holds the
+// Issue signs a certificate as the options say. The chain holds the
 // leaf and the CA.
 func (ca *CA) Issue(t testing.TB, o LeafOptions) tls.Certificate {
 	t.Helper()
@@ -112,6 +116,10 @@ func (ca *CA) Issue(t testing.TB, o LeafOptions) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	usage := x509.ExtKeyUsageServerAuth
+	if o.Client {
+		usage = x509.ExtKeyUsageClientAuth
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "checker test leaf"},
@@ -120,7 +128,7 @@ func (ca *CA) Issue(t testing.TB, o LeafOptions) tls.Certificate {
 		NotBefore:    o.NotBefore,
 		NotAfter:     o.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
