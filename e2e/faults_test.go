@@ -618,23 +618,6 @@ func mountSmall(t *testing.T, dir string) {
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 }
 
-// fillTo writes a file at path that leaves about free bytes on the
-// filesystem of dir.
-func fillTo(t *testing.T, path, dir string, free int64) {
-	t.Helper()
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(dir, &fs); err != nil {
-		t.Fatal(err)
-	}
-	avail := int64(fs.Bavail) * fs.Bsize
-	if avail <= free {
-		t.Fatalf("only %d bytes free, want more than %d", avail, free)
-	}
-	if err := os.WriteFile(path, make([]byte, avail-free), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fillDisk writes zeros to path until the filesystem is full.
 func fillDisk(t *testing.T, path string) {
 	t.Helper()
