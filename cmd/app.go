@@ -57,7 +57,12 @@ func (g *globalOptions) load() (*loaded, error) {
 	if err != nil {
 		return nil, &exitError{code: exitConfig, err: err}
 	}
-	s, err := config.LoadWith(path, g.getenv, config.Options{NoMail: g.nomail})
+	return g.loadFile(path, config.Options{NoMail: g.nomail})
+}
+
+// loadFile is load for the settings file at path.
+func (g *globalOptions) loadFile(path string, o config.Options) (*loaded, error) {
+	s, err := config.LoadWith(path, g.getenv, o)
 	var problems config.Problems
 	if err != nil && !errors.As(err, &problems) {
 		return nil, &exitError{code: exitConfig, err: err}

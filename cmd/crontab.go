@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"checker/config"
-	"checker/jobs"
 )
 
 // crontabTimeout bounds each run of crontab(1), which never needs long.
@@ -151,6 +150,9 @@ func crontab(ctx context.Context, g *globalOptions, o crontabOptions) error {
 		return uninstallCrontab(ctx, g, settings)
 	}
 	if _, err := os.Stat(settings); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return cannotRead(settings)
+		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("settings file: %w", err)}
 	}
 	binary, err := invokedBinary(g.arg0)
@@ -218,35 +220,47 @@ func checkInstallable(g *globalOptions, settings string) error {
 	f, err := os.Open(settings)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			who := userName()
-			owner, group, mode := fileOwnership(settings)
-			return &exitError{code: exitNoPerm, err: fmt.Errorf(
-				"user %s cannot read the settings file %s (%s:%s %04o), and cron would run checker as %s: "+
-					"let it read the file (chgrp %s %s; chmod 0640 %s) or install the crontab as a user who can; nothing installed",
-				who, settings, owner, group, mode, who, groupName(), settings, settings)}
+			return cannotRead(settings)
 		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("settings file: %w; nothing installed", err)}
 	}
 	f.Close()
-	s, err := config.LoadWith(settings, g.getenv, config.Options{})
-	var problems config.Problems
-	if err != nil && !errors.As(err, &problems) {
+	l, err := g.loadFile(settings, config.Options{})
+	if err != nil {
 		return &exitError{code: exitConfig, err: fmt.Errorf("%w; nothing installed", err)}
 	}
-	_, jobProblems := jobs.Load(s)
-	problems = append(problems, jobProblems...)
-	problems.Sort()
-	for _, w := range s.Warnings {
+	for _, w := range l.settings.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}
-	if len(problems) > 0 {
+	if n := len(l.problems); n > 0 {
 		return &exitError{code: exitConfig, err: fmt.Errorf("%d problem%s in %s; nothing installed:\n%v",
-			len(problems), plural(len(problems)), settings, problems)}
+			n, plural(n), settings, l.problems)}
 	}
-	for _, w := range unwritable(s) {
+	for _, w := range unwritable(l.settings) {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}
 	return nil
+}
+
+// cannotRead is the answer when the installing user, whom cron will run
+// checker as, cannot read the settings file or enter its directory.
+func cannotRead(settings string) error {
+	who := userName()
+	fix := fmt.Sprintf("chgrp %s %s; chmod 0640 %s", groupName(), settings, settings)
+	blocked := settings
+	if _, err := os.Stat(settings); err != nil {
+		blocked = filepath.Dir(settings)
+		fix = fmt.Sprintf("chgrp %s %s; chmod 0750 %s", groupName(), blocked, blocked)
+	}
+	owner, group, mode := fileOwnership(blocked)
+	what := fmt.Sprintf("%s:%s %04o", owner, group, mode)
+	if blocked != settings {
+		what = fmt.Sprintf("its directory %s is %s", blocked, what)
+	}
+	return &exitError{code: exitNoPerm, err: fmt.Errorf(
+		"user %s cannot read the settings file %s (%s), and cron would run checker as %s: "+
+			"let it read the file (%s) or install the crontab as a user who can; nothing installed",
+		who, settings, what, who, fix)}
 }
 
 // unwritable lists the paths a cron run writes that the current user

@@ -127,6 +127,10 @@ func TestCrontabInstallValidatesFirst(t *testing.T) {
 		{"mail settings missing", writeFile(t, dir, "nomail.cfg", "[tcp:db]\ntarget = 127.0.0.1:1\n", 0o600), 78,
 			[]string{"nothing installed"}},
 		{"missing file", filepath.Join(dir, "nope.cfg"), 78, []string{"nope.cfg"}},
+		// Everything config validate checks, maintenance windows included.
+		{"bad maintenance window", writeFile(t, dir, "window.cfg", "[email]\nnomail = yes\n[tcp:db]\ntarget = 127.0.0.1:1\n"+
+			"[maintenance:nightly]\nschedule = 61 * * * *\nduration = 1h\njobs = tcp:db\n", 0o600), 78,
+			[]string{"1 problem", "[maintenance:nightly] schedule", "nothing installed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

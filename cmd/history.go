@@ -31,7 +31,7 @@ func newHistoryCommand(g *globalOptions) *cobra.Command {
 last: jobs starting to fail, escalating and recovering; notices queued,
 delivered (and to whom) and refused; silences, acknowledgements and held
 notices; jobs forgotten. With names or globs, only those jobs' events.`,
-		Example: "  checker history --since 12h\n  checker history tcp:db --since 30d\n  checker history --json | jq 'select(.kind == \"delivered\")'",
+		Example: "  checker history --since 12h\n  checker history tcp:db --since 30d\n  checker history --json | jq '.events[] | select(.kind == \"delivered\")'",
 		RunE: func(c *cobra.Command, args []string) error {
 			d, err := config.ParseDuration(since)
 			if err != nil {

@@ -115,14 +115,13 @@ type runStatus struct {
 }
 
 type mailStatus struct {
-	Status        string     `json:"status"` // healthy, problem, nomail, unchecked
-	Problem       string     `json:"problem,omitempty"`
-	SelfCheckAt   *time.Time `json:"selfcheck_at"`
-	SelfCheckOK   bool       `json:"selfcheck_ok"`
-	LastSendAt    *time.Time `json:"last_send_at"`
-	LastSendOK    bool       `json:"last_send_ok"`
-	CrashedRun    string     `json:"crashed_run,omitempty"`
-	StateRecovery string     `json:"state_recovery,omitempty"`
+	Status      string     `json:"status"` // healthy, problem, nomail, unchecked
+	Problem     string     `json:"problem,omitempty"`
+	SelfCheckAt *time.Time `json:"selfcheck_at"`
+	SelfCheckOK bool       `json:"selfcheck_ok"`
+	LastSendAt  *time.Time `json:"last_send_at"`
+	LastSendOK  bool       `json:"last_send_ok"`
+	CrashedRun  string     `json:"crashed_run,omitempty"`
 }
 
 type recipientStatus struct {

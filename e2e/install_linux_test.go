@@ -354,6 +354,22 @@ esac
 		}
 	})
 
+	t.Run("crontab install refuses settings in a directory the user cannot enter", func(t *testing.T) {
+		closed := filepath.Join(etc, "closed")
+		if err := os.Mkdir(closed, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		inside := filepath.Join(closed, "settings.cfg")
+		writeOwned(t, inside, "[email]\nnomail = yes\n", 0, 0, 0o644)
+		r := as("-f", inside, "crontab", "--install")
+		if r.code != 77 || !strings.Contains(r.stderr, "cannot read the settings file "+inside+" (its directory "+closed+" is root:root 0700)") {
+			t.Errorf("exit %d, stderr %q: want 77 naming the directory", r.code, r.stderr)
+		}
+		if b, _ := os.ReadFile(calls); len(b) != 0 {
+			t.Errorf("crontab was run: %s", b)
+		}
+	})
+
 	t.Run("crontab install and uninstall keep the symlink", func(t *testing.T) {
 		// A versioned install: /usr/local/bin/checker -> checker-1.2.
 		versioned := bin + "-1.2"
