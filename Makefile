@@ -109,7 +109,10 @@ faults:
 # failing input written, is not a failure.
 FUZZTIME ?= 60s
 FUZZMINIMIZETIME ?= 10s
-FUZZ_TARGETS := config:FuzzLoad state:FuzzDecode peer:FuzzParseReply heartbeat:FuzzDecode
+FUZZ_TARGETS := config:FuzzLoad peer:FuzzParseReply \
+	state:FuzzDecodeJob state:FuzzDecodeHealth state:FuzzDecodeNotice state:FuzzDecodeClaims \
+	state:FuzzDecodeEvent state:FuzzDecodeSilence state:FuzzDecodeService state:FuzzDecodeRecipient \
+	state:FuzzDecodeJSONState heartbeat:FuzzDecode heartbeat:FuzzParseRedisSpec heartbeat:FuzzEscape
 fuzz:
 	@failed=; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t#*:}; dir=$$pkg/testdata/fuzz/$$fn; log=$$(mktemp); \
@@ -117,6 +120,7 @@ fuzz:
 	  echo "== $$fn in ./$$pkg/ for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ >$$log 2>&1; rc=$$?; \
 	  grep 'fuzz: elapsed' $$log | tail -n 1; \
+	  if grep -q 'no fuzz tests to fuzz' $$log; then rc=1; fi; \
 	  if [ $$rc -ne 0 ]; then \
 	    if [ "$$(ls $$dir 2>/dev/null | wc -l)" -eq "$$before" ] && grep -q 'context deadline exceeded' $$log; then \
 	      echo "   (ended by golang/go#75804, no failing input: counted as passed)"; \
