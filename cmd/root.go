@@ -68,12 +68,13 @@ func (g *globalOptions) clock() time.Time {
 
 const exitCodesHelp = `Exit codes:
   0   success (for cron: the run completed, whatever the jobs found)
-  1   an error (for check: WARNING)
+  1   an error; for status and run: a job shown is failing; for check: WARNING
   2   bad usage (for check: CRITICAL)
   3   for check: UNKNOWN (bad arguments or settings)
   75  cron: another invocation held the state lock too long
-  77  this user may not read a file checker needs (crontab --install)
-  78  the settings file has errors (see checker config validate)`
+  77  this user may not use a file checker needs: the state file, or the
+      settings file for crontab --install
+  78  the settings file has errors or cannot be read (see checker config validate)`
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
