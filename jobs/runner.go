@@ -505,10 +505,14 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 	var err error
 	if res.Skipped {
 		// Not checked (the heartbeat store is down): the job keeps its
-		// state; only the reason is shown.
+		// state (streak, last success, what it was told); the run's
+		// status word is UNKNOWN with the reason, so nothing reads as a
+		// fresh OK or a fresh failure.
 		next := prev
 		next.LastRun = now
+		next.LastStatus = res.Status.String()
 		next.LastMessage = res.Message
+		next.LastPerfdata, next.LastLongOutput = "", ""
 		if slot != "" {
 			next.LastSlot = slot
 		}
