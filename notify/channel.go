@@ -244,7 +244,7 @@ func gotifyCheck(u *url.URL) error {
 		token = token[i+1:]
 	}
 	if !(&gotify.DefaultValidator{}).ValidateToken(token) {
-		return errors.New("the application token (the last part of the path) is not a gotify token: 15 characters starting with A")
+		return errors.New("the application token (the last part of the path) is not a gotify token (a gotify application token is 15 characters and starts with A)")
 	}
 	return nil
 }

@@ -80,9 +80,12 @@ func (e *NewerError) Error() string {
 // corruption: nothing is moved aside or changed.
 type PermissionError struct {
 	Path  string
-	Owner string // the file's (or directory's) owner
-	User  string // who is running
-	Err   error
+	Owner string // the owner of the file, or of Dir
+	// Dir is set when the file itself cannot be looked at: the nearest
+	// directory above it that can, whose owner Owner is.
+	Dir  string
+	User string // who is running
+	Err  error
 	// Foreign is set when root refused to write a state another user owns.
 	Foreign bool
 }
@@ -91,7 +94,28 @@ func (e *PermissionError) Error() string {
 	if e.Foreign {
 		return fmt.Sprintf("state file %s belongs to %s; running as %s would take it over: run checker as that user (sudo -u %s checker …)", e.Path, e.Owner, e.User, e.Owner)
 	}
+	if e.Dir != "" {
+		return fmt.Sprintf("cannot use state file %s (in directory %s, owner %s) as user %s: %v", e.Path, e.Dir, e.Owner, e.User, e.Err)
+	}
 	return fmt.Sprintf("cannot use state file %s (owner %s) as user %s: %v", e.Path, e.Owner, e.User, e.Err)
+}
+
+// permissionError describes err, a lack of permission on path, naming the
+// owner of path or, when path cannot be looked at, of the nearest directory
+// above it that can.
+func permissionError(path string, err error) *PermissionError {
+	about := path
+	for {
+		if _, serr := os.Stat(about); serr == nil || filepath.Dir(about) == about {
+			break
+		}
+		about = filepath.Dir(about)
+	}
+	pe := &PermissionError{Path: path, Owner: ownerOf(about), User: currentUser(), Err: err}
+	if about != path {
+		pe.Dir = about
+	}
+	return pe
 }
 func (e *PermissionError) Unwrap() error { return e.Err }
 
@@ -411,11 +435,7 @@ func (s *Store) permission(err error) error {
 	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
 		return nil
 	}
-	path := s.Path
-	if _, serr := os.Stat(path); serr != nil {
-		path = filepath.Dir(path)
-	}
-	return &PermissionError{Path: s.Path, Owner: ownerOf(path), User: currentUser(), Err: err}
+	return permissionError(s.Path, err)
 }
 
 // checkOwner refuses to let root write a state that another user owns (or
@@ -581,7 +601,7 @@ func (s *Store) lock(ctx context.Context) (func(), error) {
 	lf, err := os.OpenFile(s.Path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			return nil, &PermissionError{Path: s.Path + ".lock", Owner: ownerOf(s.Path + ".lock"), User: currentUser(), Err: err}
+			return nil, permissionError(s.Path+".lock", err)
 		}
 		return nil, fmt.Errorf("cannot open state lock: %w", err)
 	}
