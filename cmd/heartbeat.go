@@ -237,14 +237,14 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 	defer cancel()
 	beats, listErr := store.List(ctx)
 	now := time.Now()
-	th := heartbeat.Thresholds{Alive: a.settings.Heartbeat.Alive, Stale: a.settings.Heartbeat.Stale}
+	thresholds := heartbeatThresholds(a.settings, a.jobs)
 	rows := make([]serviceStatus, 0, len(beats))
 	for _, m := range beats {
 		r := serviceStatus{Name: m.ServiceName, Instance: m.InstanceID, LastSeen: m.Timestamp, AgeSec: heartbeat.Age(m, now).Seconds()}
 		if err := heartbeat.CheckClockSkew(m, now); err != nil {
 			r.State, r.Note = "unknown", err.Error()
 		} else {
-			r.State = string(th.Classify(heartbeat.Age(m, now)))
+			r.State = string(thresholds(m.ServiceName).Classify(heartbeat.Age(m, now)))
 		}
 		rows = append(rows, r)
 	}
@@ -288,10 +288,22 @@ func newCheckHeartbeatCommand(g *globalOptions, o *checkOptions) *cobra.Command 
 				return printCheckError(g, o, "heartbeat", args[0], err)
 			}
 			defer a.close()
-			return runCheckEnv(c.Context(), g, o, "heartbeat", jobs.NewHeartbeat(args[0], a.settings), a.newEnv())
+			return runCheckEnv(c.Context(), g, o, "heartbeat", heartbeatSpec(a, args[0]), a.newEnv())
 		},
 		ValidArgsFunction: completeServices(g),
 	}
+}
+
+// heartbeatSpec is the check of service: the configured job's, with its
+// own thresholds and fail_on, if one watches it, else [heartbeat]'s.
+func heartbeatSpec(a *app, service string) *jobs.Heartbeat {
+	for _, j := range a.jobs {
+		if h, ok := j.Spec.(*jobs.Heartbeat); ok && h.Service == service {
+			own := *h
+			return &own
+		}
+	}
+	return jobs.NewHeartbeat(service, a.settings)
 }
 
 // completeServices offers the services in the heartbeat store, for shell

@@ -125,3 +125,41 @@ func TestHeartbeatPublishRefusesStandardFields(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want usage error naming the standard field", code, errOut)
 	}
 }
+
+// TestHeartbeatThresholdsOfTheJob: `heartbeat status` and `check heartbeat`
+// judge a service by its own job's alive/stale, not only [heartbeat]'s.
+func TestHeartbeatThresholdsOfTheJob(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+srv.URL()+"\n"+
+		"[heartbeat:nightly-backup]\nalive = 26h\nstale = 30h\n", 0o600)
+	store, err := heartbeat.OpenRedis(srv.URL(), heartbeat.Patterns{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// Both last beat three hours ago: dead by [heartbeat]'s defaults,
+	// alive by the backup job's 26 h.
+	for _, svc := range []string{"nightly-backup", "web"} {
+		if err := store.Put(context.Background(), heartbeat.Message{ServiceName: svc, InstanceID: "i", Timestamp: time.Now().Add(-3 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "status", "--json")
+	if code != 0 || !strings.Contains(out, `"name": "nightly-backup",`) {
+		t.Fatalf("heartbeat status: exit %d\n%s%s", code, out, errOut)
+	}
+	for svc, want := range map[string]string{"nightly-backup": "alive", "web": "dead"} {
+		i := strings.Index(out, `"name": "`+svc+`"`)
+		if i < 0 || !strings.Contains(out[i:], `"state": "`+want+`"`) || strings.Index(out[i:], `"state": "`+want+`"`) > strings.Index(out[i:], "}") {
+			t.Errorf("%s: want %s in\n%s", svc, want, out)
+		}
+	}
+	out, errOut, code = runCLI(t, nil, "-f", cfg, "check", "heartbeat", "nightly-backup")
+	if code != 0 || !strings.HasPrefix(out, "HEARTBEAT OK") {
+		t.Errorf("check heartbeat nightly-backup: exit %d\n%s%s; want OK by its job's thresholds", code, out, errOut)
+	}
+	if _, _, code := runCLI(t, nil, "-f", cfg, "check", "heartbeat", "web"); code != 2 {
+		t.Errorf("check heartbeat web: exit %d, want 2 (dead by [heartbeat]'s thresholds)", code)
+	}
+}
