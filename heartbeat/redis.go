@@ -409,14 +409,23 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 		return Message{}, false, s.fail("GETRANGE "+key, err)
 	}
 	if len(b) == 0 {
-		// A missing key and an empty value both read as "": tell them apart.
-		n, err := c.Exists(ctx, key).Result()
-		if err != nil {
+		// A missing key and an empty value both read as "": tell them
+		// apart, reading both in one transaction, since a writer may
+		// have stored the key since.
+		var exists *redis.IntCmd
+		var value *redis.StringCmd
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			exists = p.Exists(ctx, key)
+			value = p.GetRange(ctx, key, 0, MaxMessageSize)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return Message{}, false, s.fail("EXISTS "+key, err)
 		}
-		if n == 0 {
+		if exists.Val() == 0 {
 			return Message{}, false, nil
 		}
+		b = []byte(value.Val())
 	}
 	m, err := s.decodeEntry(key, service, b)
 	if err != nil {

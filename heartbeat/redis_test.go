@@ -184,6 +184,15 @@ func TestRedisCorruptEntries(t *testing.T) {
 	if _, _, err := s.Get(ctx, "broken"); err == nil || !strings.Contains(err.Error(), `key "heartbeat:service:broken"`) {
 		t.Errorf("Get(broken) error = %v, want one naming the key", err)
 	}
+	// An empty value is not a missing key.
+	raw.Set(ctx, "heartbeat:service:blank", "", 0)
+	if _, _, err := s.Get(ctx, "blank"); err == nil || !strings.Contains(err.Error(), "heartbeat message is empty") {
+		t.Errorf("Get(blank) error = %v, want the empty value reported", err)
+	}
+	raw.Del(ctx, "heartbeat:service:blank")
+	if _, ok, err := s.Get(ctx, "blank"); ok || err != nil {
+		t.Errorf("Get of a missing key = %v, %v; want not found", ok, err)
+	}
 	list, err := s.List(ctx)
 	if err == nil {
 		t.Fatal("List succeeded despite corrupt entries")
