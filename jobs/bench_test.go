@@ -212,3 +212,30 @@ func BenchmarkRunOverhead10000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFlood100000 is the worst run: 100,000 jobs all start failing
+// at once (their port is closed), each owes a notice, and one digest goes
+// out (printed). Each iteration starts from an empty state.
+func BenchmarkFlood100000(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	path := benchSettings(b, 100000, benchTCPSections(closed, "failures = 1\n"))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s, js := benchLoad(b, path)
+		s.General.StateFile = filepath.Join(b.TempDir(), "checker.state")
+		b.StartTimer()
+		r := benchRunner(s)
+		out, err := r.Cron(ctx, jobs.Minute, js)
+		r.Env.Close()
+		if err != nil || len(out) != 100000 || out[0].Result.Status != jobs.Critical {
+			b.Fatalf("%d ran, %v", len(out), err)
+		}
+	}
+}

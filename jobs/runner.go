@@ -258,6 +258,11 @@ type finishedJob struct {
 // minute's run from starting the jobs that finished long ago.
 const flushEvery = 2 * time.Second
 
+// maxRecordBatch bounds the results one transaction records: a flood of
+// new failures (each a job record, a notice and events) is written in
+// several commits rather than one that holds all of it in memory.
+const maxRecordBatch = 10000
+
 // runAndRecord runs the claimed jobs, records their results as they finish
 // (in batches, at most every flushEvery), and at the end records the run
 // and delivers the outbox.
@@ -272,6 +277,12 @@ func (r *Runner) runAndRecord(ctx context.Context, due []*Job, pid int, tier Tie
 	// flush records pending results; the final one also records the run and
 	// claims the outbox. Results whose update failed stay pending.
 	flush := func(final bool) ([]state.Notice, error) {
+		for len(pending) > maxRecordBatch {
+			if _, err := r.recordFinished(ctx, due, pending[:maxRecordBatch], outcomes, pid, tier, run, false); err != nil {
+				return nil, err
+			}
+			pending = pending[maxRecordBatch:]
+		}
 		batch, err := r.recordFinished(ctx, due, pending, outcomes, pid, tier, run, final)
 		if err == nil {
 			pending = nil
@@ -923,70 +934,23 @@ func (r *Runner) deliverRound(ctx context.Context, batch []state.Notice, pid int
 	if len(rep.Failed) > 0 {
 		r.log().Error("notices not delivered; kept in the outbox for the next run", "error", rep.Err())
 	}
+	// What went out is recorded in transactions of at most maxRecordBatch
+	// notices (a flood's digest carries 100,000); the last one also
+	// records the destinations and the mail path's health.
+	for len(batch) > maxRecordBatch {
+		err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
+			return r.recordSent(tx, batch[:maxRecordBatch], rep, pid, r.now())
+		})
+		if err != nil {
+			return nil, err
+		}
+		batch = batch[maxRecordBatch:]
+	}
 	var reports map[string]bool
 	err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
 		now := r.now()
-		for _, sent := range batch {
-			cur, ok, err := tx.Notice(sent.Job, sent.Kind)
-			if err != nil || !ok {
-				continue
-			}
-			replaced := !cur.Created.Equal(sent.Created)
-			var got, rejected []string
-			for _, d := range sent.To {
-				key := strings.ToLower(d.To)
-				if rep.Delivered[key] {
-					got = append(got, d.To)
-				} else if notify.IsPermanent(rep.Failed[key]) {
-					rejected = append(rejected, d.To)
-				}
-			}
-			if len(got) > 0 {
-				kind := state.EventDelivered
-				if r.Printing {
-					kind = state.EventPrinted
-				}
-				if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: kind, Status: sent.Status, Message: sent.Subject, To: got}); err != nil {
-					return err
-				}
-				if sent.Kind == state.KindFailure {
-					if err := r.noteNotified(tx, sent.Job, now); err != nil {
-						return err
-					}
-				}
-			}
-			if len(rejected) > 0 {
-				if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: state.EventRejected, Status: sent.Status,
-					Message: sent.Subject, To: rejected}); err != nil {
-					return err
-				}
-			}
-			if replaced {
-				continue // a newer notice took its place; it goes out on its own
-			}
-			if cur.Sending != nil && cur.Sending.PID == pid {
-				cur.Sending = nil
-			}
-			for i := range cur.To {
-				d := &cur.To[i]
-				key := strings.ToLower(d.To)
-				if rep.Delivered[key] {
-					d.Done = true
-					d.LastError = ""
-				} else if ferr, ok := rep.Failed[key]; ok {
-					d.Attempts++
-					d.LastTry = now
-					d.LastError = ferr.Error()
-				}
-			}
-			if allDone(cur) {
-				err = tx.DeleteNotice(cur.Job, cur.Kind)
-			} else {
-				err = tx.PutNotice(&cur)
-			}
-			if err != nil {
-				return err
-			}
+		if err := r.recordSent(tx, batch, rep, pid, now); err != nil {
+			return err
 		}
 		var err error
 		if reports, err = r.noteRecipients(tx, rep, now); err != nil {
@@ -995,6 +959,74 @@ func (r *Runner) deliverRound(ctx context.Context, batch []state.Notice, pid int
 		return r.noteMailHealth(tx, rep, now)
 	})
 	return reports, err
+}
+
+// recordSent records for each notice of batch who got it and who refused
+// it, and drops it from the outbox when everyone has it.
+func (r *Runner) recordSent(tx *state.Tx, batch []state.Notice, rep notify.Report, pid int, now time.Time) error {
+	for _, sent := range batch {
+		cur, ok, err := tx.Notice(sent.Job, sent.Kind)
+		if err != nil || !ok {
+			continue
+		}
+		replaced := !cur.Created.Equal(sent.Created)
+		var got, rejected []string
+		for _, d := range sent.To {
+			key := strings.ToLower(d.To)
+			if rep.Delivered[key] {
+				got = append(got, d.To)
+			} else if notify.IsPermanent(rep.Failed[key]) {
+				rejected = append(rejected, d.To)
+			}
+		}
+		if len(got) > 0 {
+			kind := state.EventDelivered
+			if r.Printing {
+				kind = state.EventPrinted
+			}
+			if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: kind, Status: sent.Status, Message: sent.Subject, To: got}); err != nil {
+				return err
+			}
+			if sent.Kind == state.KindFailure {
+				if err := r.noteNotified(tx, sent.Job, now); err != nil {
+					return err
+				}
+			}
+		}
+		if len(rejected) > 0 {
+			if err := tx.AddEvent(state.Event{Time: now, Job: sent.Job, Kind: state.EventRejected, Status: sent.Status,
+				Message: sent.Subject, To: rejected}); err != nil {
+				return err
+			}
+		}
+		if replaced {
+			continue // a newer notice took its place; it goes out on its own
+		}
+		if cur.Sending != nil && cur.Sending.PID == pid {
+			cur.Sending = nil
+		}
+		for i := range cur.To {
+			d := &cur.To[i]
+			key := strings.ToLower(d.To)
+			if rep.Delivered[key] {
+				d.Done = true
+				d.LastError = ""
+			} else if ferr, ok := rep.Failed[key]; ok {
+				d.Attempts++
+				d.LastTry = now
+				d.LastError = ferr.Error()
+			}
+		}
+		if allDone(cur) {
+			err = tx.DeleteNotice(cur.Job, cur.Kind)
+		} else {
+			err = tx.PutNotice(&cur)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // noteNotified advances a failing job's last-notified time: a notice of its

@@ -3,7 +3,9 @@ package jobs_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +126,65 @@ func readHealth(t *testing.T, store *state.Store) state.Health {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// failing is a check that fails at once.
+type failing struct{}
+
+func (failing) Validate() error { return nil }
+func (failing) Target() string  { return "nothing" }
+func (failing) Check(context.Context, *jobs.Env) jobs.Result {
+	return jobs.Resultf(jobs.Critical, "down")
+}
+
+// TestFloodIsRecordedWhole: 25,000 jobs that all start failing in one run
+// are recorded and delivered in several transactions (more than one batch
+// of each), and nothing is lost: one digest, every job notified, an empty
+// outbox, and a history that says it went out.
+func TestFloodIsRecordedWhole(t *testing.T) {
+	const n = 25000
+	every, _ := jobs.ParseNotify("state_change")
+	policy := jobs.Policy{Notify: every, Failures: 1, Recovery: jobs.RecoveryAuto, WarnIsFailure: true}
+	all := make([]*jobs.Job, n)
+	for i := range all {
+		all[i] = &jobs.Job{Name: fmt.Sprintf("fail:j%05d", i), Type: "fail", Every: jobs.Minute, Policy: policy, Timeout: time.Second, Spec: failing{}}
+	}
+	store := &state.Store{Path: filepath.Join(t.TempDir(), "checker.state")}
+	var printed bytes.Buffer
+	r := &jobs.Runner{Store: store, Sender: &notify.Printer{W: &printed}, Composer: notify.Composer{ServerName: "t"},
+		AlertContact: []string{"ops@example.test"}, Env: jobs.NewEnv(nil), Printing: true}
+	out, err := r.Cron(context.Background(), jobs.Minute, all)
+	if err != nil || len(out) != n {
+		t.Fatalf("%d ran: %v", len(out), err)
+	}
+	if got := strings.Count(printed.String(), "--- mail not sent (nomail) ---"); got != 1 || !strings.Contains(printed.String(), "25000 notices from checker on t.") {
+		t.Errorf("%d mails printed; want one digest of 25000 notices", got)
+	}
+	printedEvents := 0
+	err = store.View(func(tx *state.Tx) error {
+		if k := tx.OutboxLen(); k != 0 {
+			t.Errorf("outbox holds %d notices after delivery", k)
+		}
+		for _, j := range all {
+			rec, _, err := tx.Job(j.Name)
+			if err != nil {
+				return err
+			}
+			if !rec.Failing || rec.LastNotified.IsZero() {
+				t.Fatalf("%s: %+v; want failing and notified", j.Name, rec)
+			}
+		}
+		return tx.Events(time.Time{}, nil, func(ev state.Event) error {
+			if ev.Kind == state.EventPrinted {
+				printedEvents++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if printedEvents != n {
+		t.Errorf("%d printed events, want %d", printedEvents, n)
+	}
 }

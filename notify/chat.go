@@ -43,11 +43,7 @@ func (c Composer) ComposeChat(to string, items []state.Notice) ChatMessage {
 	if len(items) == 1 {
 		title = items[0].Subject
 	} else {
-		subjects := make([]string, len(items))
-		for i, n := range items {
-			subjects[i] = n.Subject
-		}
-		title = fmt.Sprintf("%d notices: %s", len(items), strings.Join(subjects, "; "))
+		title = digestTitle(items)
 	}
 	title = "[" + c.ServerName + "] " + truncateRunes(oneLine(title), maxSubject)
 
@@ -67,7 +63,7 @@ func (c Composer) ComposeChat(to string, items []state.Notice) ChatMessage {
 	}
 	if len(text) > maxChatText {
 		const more = "\n… (cut; the mail and `checker status` have the whole text)"
-		text = truncateRunes(text, maxChatText-len(more)) + more
+		text = truncateRunes(text, maxChatText-len(more)-len("…")) + more
 	}
 	kind := ""
 	for _, n := range items {
@@ -100,6 +96,11 @@ func (c Composer) chatDigest(to string, items []state.Notice, at time.Time, bodi
 	}
 	b.WriteString("\n")
 	for i, n := range items {
+		if b.Len() > maxChatText {
+			// The text is cut to maxChatText anyway: stop listing.
+			fmt.Fprintf(&b, "\n… and %d more.", len(items)-i)
+			break
+		}
 		fmt.Fprintf(&b, "\n%d. %s\n", i+1, oneLine(n.Subject))
 		if note := heldNote(n, to, at); note != "" {
 			b.WriteString(note + "\n")

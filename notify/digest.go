@@ -47,6 +47,19 @@ const maxSubject = 160
 // the header limits of mail servers (Postfix: 100 KiB for all fields).
 const maxJobHeader = 4000
 
+// A digest of a flood stays a mail that servers accept and people read:
+// the first maxDetailed notices with their bodies, the next ones up to
+// maxListed by subject only, and a count of the rest (checker status and
+// history have them all). Postfix refuses mail over 10 MB by default.
+const (
+	maxDetailed = 100
+	maxListed   = 1000
+)
+
+// maxThreads bounds the message IDs a digest's References and In-Reply-To
+// name (mail servers limit header sizes; clients thread by the first few).
+const maxThreads = 50
+
 // heldAfter is how late a notice must go out, without a failed attempt, to
 // be called held back: longer than one run takes to queue and send.
 const heldAfter = time.Minute
@@ -89,13 +102,24 @@ func (c Composer) Compose(to string, items []state.Notice) Mail {
 		}
 		body.WriteString(items[0].Body)
 	} else {
-		subjects := make([]string, len(items))
-		for i, n := range items {
-			subjects[i] = n.Subject
-		}
-		subject = fmt.Sprintf("%d notices: %s", len(items), strings.Join(subjects, "; "))
+		subject = digestTitle(items)
 		fmt.Fprintf(&body, "%d notices from checker on %s.\n", len(items), c.ServerName)
+		if len(items) > maxDetailed {
+			fmt.Fprintf(&body, "The first %d are in full; `checker status --failing` and `checker history` on %s have them all.\n",
+				maxDetailed, c.ServerName)
+		}
 		for i, n := range items {
+			if i == maxDetailed {
+				fmt.Fprintf(&body, "\nAnd %d more:\n", len(items)-maxDetailed)
+			}
+			if i >= maxDetailed+maxListed {
+				fmt.Fprintf(&body, "… and %d more not listed.\n", len(items)-i)
+				break
+			}
+			if i >= maxDetailed {
+				fmt.Fprintf(&body, "%d. %s\n", i+1, oneLine(n.Subject))
+				continue
+			}
 			fmt.Fprintf(&body, "\n%d. %s\n%s\n", i+1, n.Subject, strings.Repeat("-", min(len(n.Subject)+3, 72)))
 			if note := heldNote(n, to, at); note != "" {
 				body.WriteString(note + "\n\n")
@@ -138,24 +162,50 @@ func (c Composer) ThreadRoot(thread, to string) string {
 // thread sets m's Message-ID and references for the notices it carries.
 func (c Composer) thread(m *Mail, to string, items []state.Notice) {
 	var carried, answers []string
+	seen, answered := map[string]bool{}, map[string]bool{}
 	for _, n := range items {
 		if n.Thread == "" {
 			continue
+		}
+		if m.ID != "" && len(carried) > maxThreads && len(answers) >= maxThreads {
+			break
 		}
 		root := c.ThreadRoot(n.Thread, to)
 		if n.First && m.ID == "" {
 			m.ID = root
 		}
-		if !slices.Contains(carried, root) {
+		if !seen[root] && len(carried) <= maxThreads {
+			seen[root] = true
 			carried = append(carried, root)
 		}
-		if !n.First && !slices.Contains(answers, root) {
+		if !n.First && !answered[root] && len(answers) < maxThreads {
+			answered[root] = true
 			answers = append(answers, root)
 		}
 	}
 	isOwn := func(id string) bool { return id == m.ID }
 	m.References = slices.DeleteFunc(carried, isOwn)
+	if len(m.References) > maxThreads {
+		m.References = m.References[:maxThreads]
+	}
 	m.InReplyTo = slices.DeleteFunc(answers, isOwn)
+}
+
+// digestTitle is a digest's subject before the server prefix: the count
+// and as many subjects as a subject line can show.
+func digestTitle(items []state.Notice) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d notices: ", len(items))
+	for i, n := range items {
+		if b.Len() > maxSubject {
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(n.Subject)
+	}
+	return b.String()
 }
 
 // heldNote is the line that says a notice went out late, or "" if it did
@@ -197,22 +247,22 @@ func heldNote(n state.Notice, to string, now time.Time) string {
 // with a count when a huge digest would make it too long.
 func jobList(items []state.Notice) string {
 	var jobs []string
-	size := 0
-	for i, n := range items {
-		if slices.Contains(jobs, n.Job) {
+	seen := map[string]bool{}
+	size, rest := 0, 0
+	for _, n := range items {
+		if seen[n.Job] {
 			continue
 		}
-		if size+len(n.Job) > maxJobHeader {
-			rest := 0
-			for _, m := range items[i:] {
-				if !slices.Contains(jobs, m.Job) {
-					rest++
-				}
-			}
-			return strings.Join(jobs, ", ") + fmt.Sprintf(", and %d more", rest)
+		seen[n.Job] = true
+		if rest > 0 || size+len(n.Job) > maxJobHeader {
+			rest++
+			continue
 		}
 		jobs = append(jobs, n.Job)
 		size += len(n.Job) + 2
+	}
+	if rest > 0 {
+		return strings.Join(jobs, ", ") + fmt.Sprintf(", and %d more", rest)
 	}
 	return strings.Join(jobs, ", ")
 }

@@ -303,3 +303,51 @@ func BenchmarkComposeDigest(b *testing.B) {
 		c.Compose(admin, items)
 	}
 }
+
+// TestFloodDigest: a run that owes one recipient 100,000 notices sends one
+// mail a mail server accepts (here a real SMTP conversation with a 10 MB
+// limit, Postfix's default) and a person can read: the first notices in
+// full, then subjects, then a count; a bounded subject and headers.
+func TestFloodDigest(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	const n = 100_000
+	items := make([]state.Notice, n)
+	for i := range items {
+		job := fmt.Sprintf("tcp:j%06d", i)
+		items[i] = notice(job, state.KindFailure, "CRITICAL", "t"+job, true)
+	}
+	c := Composer{ServerName: "web1"}
+	m := c.Compose(admin, items)
+	if len(m.Body) > 1<<20 {
+		t.Errorf("digest body is %d bytes; want under 1 MiB", len(m.Body))
+	}
+	for _, want := range []string{
+		"100000 notices from checker on web1.",
+		"The first 100 are in full",
+		"100. tcp:j000099 failure\n---",
+		"\nAnd 99900 more:\n101. tcp:j000100 failure\n",
+		"1100. tcp:j001099 failure\n… and 98900 more not listed.\n",
+	} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("digest body lacks %q", want)
+		}
+	}
+	if strings.Contains(m.Body, "tcp:j001100") {
+		t.Error("digest lists more than it says")
+	}
+	if len(m.Subject) > 200 || len(m.References) > maxThreads || len(m.InReplyTo) > maxThreads {
+		t.Errorf("subject %d bytes, %d references, %d in-reply-to", len(m.Subject), len(m.References), len(m.InReplyTo))
+	}
+	r := sendComposed(t, srv, c, items...)
+	if !strings.HasPrefix(r.Subject, "[web1] 100000 notices: tcp:j000000 failure; ") {
+		t.Errorf("subject %q", r.Subject)
+	}
+	if job := r.Header.Get(HeaderJob); len(job) > maxJobHeader+50 || !strings.HasSuffix(job, "more") {
+		t.Errorf("%s has %d bytes: %.80q…", HeaderJob, len(job), job)
+	}
+
+	chat := c.ComposeChat("ops-chat", items)
+	if len(chat.Text) > maxChatText || len(chat.Title) > 200 || !strings.Contains(chat.Text, "1. tcp:j000000 failure") {
+		t.Errorf("chat digest: title %d bytes, text %d bytes:\n%.300s", len(chat.Title), len(chat.Text), chat.Text)
+	}
+}
