@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"checker/internal/testcert"
 )
 
 // TestValidateWarnings: values that only look wrong are warnings (exit 0),
@@ -71,5 +73,27 @@ func TestValidateWarnings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidateHeartbeatTLS: TLS files go with a rediss:// URL or a list of
+// cluster nodes (which they turn to TLS), not with a redis:// URL.
+func TestValidateHeartbeatTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t)
+	caFile := ca.WritePEM(t, dir)
+	for _, tc := range []struct {
+		redis string
+		code  int
+	}{
+		{"rediss://127.0.0.1:7000", 0},
+		{"127.0.0.1:7000,127.0.0.1:7001", 0},
+		{"redis://127.0.0.1:7000", 78},
+	} {
+		cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+tc.redis+"\ntls_ca = "+caFile+"\n", 0o600)
+		out, errOut, code := runCLI(t, nil, "-f", cfg, "config", "validate")
+		if code != tc.code {
+			t.Errorf("redis = %s with tls_ca: exit %d, want %d\n%s%s", tc.redis, code, tc.code, out, errOut)
+		}
 	}
 }

@@ -20,7 +20,9 @@ func newHeartbeatForgetCommand(g *globalOptions) *cobra.Command {
 when its heartbeat vanishes from the store (Redis restarted without persistence,
 FLUSHDB, eviction, the key TTL) it is dead and alerts. forget removes a service
 that was decommissioned: from the state (its job and its memory) and from the
-store (its last heartbeat). A service that publishes again is discovered again.`,
+store (its last heartbeat). A service that publishes again is discovered again.
+A service that was never remembered (discover = no) but has a heartbeat in the
+store: that heartbeat is removed. Exit 1 when a name is in neither.`,
 		Example:           "  checker heartbeat forget old-importer legacy-cron",
 		Args:              cobra.MinimumNArgs(1),
 		RunE:              func(c *cobra.Command, args []string) error { return forgetServices(c.Context(), g, args) },
@@ -95,17 +97,33 @@ func forgetServices(ctx context.Context, g *globalOptions, services []string) er
 	if err != nil {
 		return stateError(err)
 	}
-	var failed []string
+	// A service that was not remembered (discover = no) may still have a
+	// heartbeat in the store: that is removed, and said.
+	var failed, notRemembered, none []string
+	for _, svc := range unknown {
+		if _, ok, err := store.Get(ctx, svc); ok || (err != nil && !heartbeat.IsUnavailable(err)) {
+			notRemembered = append(notRemembered, svc)
+		} else {
+			none = append(none, svc)
+		}
+	}
 	for _, svc := range services {
+		if contains(none, svc) {
+			continue
+		}
 		if err := store.Delete(ctx, svc); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", svc, err))
 		}
 	}
 	for _, svc := range services {
-		if !contains(unknown, svc) {
+		switch {
+		case contains(notRemembered, svc):
+			fmt.Fprintf(g.stdout, "removed the heartbeat of %s from the store (it was not remembered)\n", svc)
+		case !contains(none, svc):
 			fmt.Fprintf(g.stdout, "forgot %s\n", svc)
 		}
 	}
+	unknown = none
 	if len(failed) > 0 {
 		return fmt.Errorf("forgotten in the state, but the store kept their heartbeats (they may be discovered again): %s", strings.Join(failed, "; "))
 	}

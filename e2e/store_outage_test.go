@@ -114,6 +114,19 @@ func TestStoreOutagesAndVanishedServices(t *testing.T) {
 	if strings.Contains(r.stdout, "heartbeat:alpha") || !strings.Contains(r.stdout, "heartbeat:beta") {
 		t.Errorf("status after forgetting alpha:\n%s", r.stdout)
 	}
+
+	// A name that was never remembered but has a heartbeat in the store:
+	// the heartbeat is removed, and said; a name that is nowhere: exit 1.
+	beat(t, srv, "stray")
+	if r := in.run("heartbeat", "forget", "stray"); r.code != 0 || !strings.Contains(r.stdout, "removed the heartbeat of stray from the store (it was not remembered)") {
+		t.Errorf("forget of a stored, unremembered service: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n, _ := redistest.Do(srv.Addr, "EXISTS", "heartbeat:service:stray"); n != "0" {
+		t.Errorf("the stray heartbeat is still stored (EXISTS %s)", n)
+	}
+	if r := in.run("heartbeat", "forget", "nowhere"); r.code != 1 || !strings.Contains(r.stderr, "not remembered: nowhere") {
+		t.Errorf("forget of an unknown service: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 // TestHungStoreWithManyServices: a store that accepts and never answers

@@ -31,7 +31,7 @@ func TestDecodeInvalidConfigs(t *testing.T) {
 		"invalid-email-helo.cfg":          {"email", "helo", 7, []string{`"vm" is not a fully qualified domain name`}},
 		"invalid-email-user.cfg":          {"email", "user", 4, []string{`"checker" is not a mail address`}},
 		"invalid-heartbeat-redis.cfg":     {"heartbeat", "redis", 4, []string{"http"}},
-		"invalid-heartbeat-tls.cfg":       {"heartbeat", "tls_ca", 5, []string{"not a rediss:// URL"}},
+		"invalid-heartbeat-tls.cfg":       {"heartbeat", "tls_ca", 5, []string{"is a redis:// URL, which says no TLS"}},
 		"invalid-notify.cfg":              {"tcp:x", "notify", 6, []string{`"often"`}},
 		"invalid-notify-short.cfg":        {"tcp:x", "notify", 6, []string{`"10s"`, "at least 1m"}},
 		"invalid-failures-zero.cfg":       {"tcp:x", "failures", 6, []string{"0 is less than 1"}},

@@ -328,8 +328,8 @@ func checkStoreSettings(s *config.Settings) config.Problems {
 	switch {
 	case h.Redis == "":
 		prob(key, errors.New("set for a Redis store, but [heartbeat] redis is not set"))
-	case !spec.TLS:
-		prob(key, errors.New("TLS files given but redis is not a rediss:// URL; use rediss://"))
+	case spec.URL && !spec.TLS:
+		prob(key, errors.New("TLS files given but redis is a redis:// URL, which says no TLS; use rediss:// (or a list of host:port, which the TLS files turn to TLS)"))
 	default:
 		if _, err := heartbeat.LoadTLSConfig(h.TLSCA, h.TLSCert, h.TLSKey); err != nil {
 			prob(key, err)

@@ -72,7 +72,7 @@ func ParseNotify(s string) (Notify, error) {
 	if after, ok := namedIntervals[v]; ok {
 		return Notify{Mode: NotifyInterval, After: after, Label: v}, nil
 	}
-	d, err := time.ParseDuration(v)
+	d, err := config.ParseDuration(v)
 	if err != nil || d < time.Minute {
 		return Notify{}, fmt.Errorf("%q is not every, 5min, 10min, hour, day, state_change or a duration of at least 1m", s)
 	}

@@ -210,13 +210,14 @@ func TestFailedHonoursWarnIsFailure(t *testing.T) {
 }
 
 func TestParseNotify(t *testing.T) {
-	for in, want := range map[string]time.Duration{"5min": 270 * time.Second, "10MIN": 555 * time.Second, "hour": 59 * time.Minute, "day": 23*time.Hour + 50*time.Minute, "2h": 2*time.Hour - 30*time.Second} {
+	for in, want := range map[string]time.Duration{"5min": 270 * time.Second, "10MIN": 555 * time.Second, "hour": 59 * time.Minute, "day": 23*time.Hour + 50*time.Minute, "2h": 2*time.Hour - 30*time.Second,
+		"1d": 24*time.Hour - 30*time.Second, "3600": time.Hour - 30*time.Second} {
 		n, err := ParseNotify(in)
 		if err != nil || n.Mode != NotifyInterval || n.After != want {
 			t.Errorf("ParseNotify(%q) = %+v, %v; want interval %v", in, n, err, want)
 		}
 	}
-	for _, bad := range []string{"", "sometimes", "10s", "-5m"} {
+	for _, bad := range []string{"", "sometimes", "10s", "-5m", "30", "0d"} {
 		if _, err := ParseNotify(bad); err == nil {
 			t.Errorf("ParseNotify(%q) accepted", bad)
 		}
