@@ -32,7 +32,8 @@ named NAME of any type, and globs such as 'http:*' work): succeeding or failing,
 since when, the failure count, when a failure was last notified, the last run
 and its message, uptime over 24 hours, 7 and 30 days, and any silence or
 acknowledgement. Then the last completed cron run, the health of the mail path,
-recipients that refuse mail, and the notices waiting in the outbox. Reads the
+destinations (addresses and channels) that fail, and the notices waiting in the
+outbox. Reads the
 state; changes nothing.
 
 Exits 1 when a job shown is failing, 0 otherwise, so scripts can use it.`,
