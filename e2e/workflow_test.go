@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,25 @@ func TestHistoryOfNoMail(t *testing.T) {
 	r = in.run("history", "--json")
 	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "printed"`) || strings.Contains(r.stdout, `"kind": "delivered"`) {
 		t.Errorf("history of a nomail run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestRunRecordRemembersDiscovered: a service first seen by `run --record`
+// is remembered like one cron saw, so its vanishing alerts.
+func TestRunRecordRemembersDiscovered(t *testing.T) {
+	in := newInstance(t, "[general]\nalertcontact = ops@example.test\n[email]\nnomail = yes\n[heartbeat]\ndiscover = yes\n")
+	if r := in.run("heartbeat", "publish", "--service", "backup", "--once"); r.code != 0 {
+		t.Fatalf("publish: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := in.run("run", "--record", "heartbeat:*"); r.code != 0 || !strings.Contains(r.stdout, "heartbeat:backup") {
+		t.Fatalf("run --record: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.Remove(filepath.Join(in.dir, "heartbeat", "backup.json")); err != nil {
+		t.Fatal(err)
+	}
+	in.nextMinute()
+	r := in.run("cron", "minute")
+	if r.code != 0 || !strings.Contains(r.stdout, "heartbeat:backup is failing") || !strings.Contains(r.stdout, "vanished") {
+		t.Errorf("after the heartbeat vanished: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -134,10 +134,8 @@ func (r *Runner) claimDue(ctx context.Context, tier Tier, all []*Job, started ti
 	err := r.Store.Update(ctx, func(tx *state.Tx) error {
 		due = due[:0]
 		r.noteRecovered(tx, started)
-		for i := range r.Discovered {
-			if err := tx.PutService(&r.Discovered[i]); err != nil {
-				return err
-			}
+		if err := r.rememberDiscovered(tx); err != nil {
+			return err
 		}
 		busy, crashed, err := r.otherClaims(tx, pid, started)
 		if err != nil {
@@ -432,6 +430,9 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 	err := r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
 		now := r.now()
 		r.noteRecovered(tx, now)
+		if err := r.rememberDiscovered(tx); err != nil {
+			return err
+		}
 		for i, j := range jobs {
 			if results[i].cancelled {
 				continue
@@ -452,6 +453,18 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 		return outcomes, err
 	}
 	return outcomes, r.deliver(ctx, batch, pid)
+}
+
+// rememberDiscovered keeps the heartbeat services seen for the first
+// time, so that a service whose heartbeat later vanishes is dead, not
+// forgotten, whichever command saw it first.
+func (r *Runner) rememberDiscovered(tx *state.Tx) error {
+	for i := range r.Discovered {
+		if err := tx.PutService(&r.Discovered[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runAll runs jobs in parallel, at most Concurrency at a time.
