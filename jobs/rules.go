@@ -128,7 +128,10 @@ func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decis
 		case NotifyEvery:
 			d = Alert
 		case NotifyInterval:
-			if next.LastNotified.IsZero() || now.Sub(next.LastNotified) > p.Notify.After {
+			// A last notice dated in the future (the clock was stepped
+			// back) vouches for nothing: it is stale, not fresh.
+			future := next.LastNotified.After(now.Add(clockSlack))
+			if next.LastNotified.IsZero() || future || now.Sub(next.LastNotified) > p.Notify.After {
 				d = Alert
 			}
 		case NotifyStateChange:
@@ -153,6 +156,11 @@ func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decis
 	next.NotifiedStatus = in.Status
 	return next, d
 }
+
+// clockSlack is how far in the future a recorded time may lie before it
+// counts as the clock having been stepped back (small steps of a time
+// daemon are not).
+const clockSlack = time.Second
 
 // threadID names an outage of a job by the job and when it started, so that
 // its failure, reminders and recovery mails can thread together.

@@ -33,6 +33,12 @@ func failing(n int, lastNotifiedAgo time.Duration) state.Job {
 
 const never = -1 // lastNotifiedAgo: never notified in this streak
 
+// notifiedAt is j last notified at (which may lie in the future).
+func notifiedAt(j state.Job, at time.Time) state.Job {
+	j.LastNotified = at
+	return j
+}
+
 func TestApplyOnFailure(t *testing.T) {
 	tests := []struct {
 		notify   string
@@ -76,6 +82,11 @@ func TestApplyOnFailure(t *testing.T) {
 		{"hour", 5, failing(3, never), Quiet},
 		{"hour", 5, failing(4, never), Alert},
 		{"hour", 5, failing(70, 59*time.Minute+time.Second), Alert},
+		// The clock was stepped back: a last notice dated in the future
+		// is stale, never fresh (more than a second ahead).
+		{"hour", 1, notifiedAt(failing(30, 0), t0.Add(3*time.Hour)), Alert},
+		{"day", 1, notifiedAt(failing(30, 0), t0.Add(time.Minute)), Alert},
+		{"hour", 1, notifiedAt(failing(30, 0), t0.Add(time.Second)), Quiet},
 
 		// day: 23h50m.
 		{"day", 1, succeeding(), Alert},
