@@ -150,6 +150,9 @@ func TestPageSaysWhatCannotBeRead(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatal(resp.Status)
 	}
+	if strings.Contains(body, "all succeeding") || !strings.Contains(body, "unknown: the state cannot be read") || !strings.Contains(body, "<title>(state unreadable)") {
+		t.Errorf("an unreadable state must not read as all succeeding:\n%s", body)
+	}
 	if !strings.Contains(body, "The state cannot be read") || strings.Contains(body, "/var/lib") {
 		t.Errorf("page:\n%s", body)
 	}
