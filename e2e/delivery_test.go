@@ -1,14 +1,17 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"checker/internal/mailtest"
+	"checker/state"
 )
 
 // TestPermanentRejection: one recipient of alertcontact does not exist
@@ -178,4 +181,49 @@ func processesIn(t *testing.T, s string) []string {
 		}
 	}
 	return out
+}
+
+// TestReminderNotHeldForRecipientsThatGotTheLast: with one address
+// refused, the outbox keeps the outage's notice for it; the next reminder
+// replaces that notice. To the address that got every mail on time the
+// reminder is fresh: no "held back" note.
+func TestReminderNotHeldForRecipientsThatGotTheLast(t *testing.T) {
+	mail := mailtest.Start(t, mailtest.Options{})
+	mail.SetUnknownUsers("nobody@example.test")
+	db := newTCPPort(t)
+	db.down()
+	in := newInstance(t, fmt.Sprintf("[general]\nalertcontact = ops@example.test, nobody@example.test\nservername = rem\n%s[tcp:db]\ntarget = %s\nnotify = every\n",
+		mailSettings(mail), db.addr))
+	in.cron("minute")
+	// Time passes: the notice still owed to the refused address was
+	// queued two minutes ago.
+	err := (&state.Store{Path: in.statePath()}).Update(context.Background(), func(tx *state.Tx) error {
+		n, ok, err := tx.Notice("tcp:db", state.KindFailure)
+		if err != nil || !ok {
+			return fmt.Errorf("the notice owed to the refused address is not in the outbox (%v)", err)
+		}
+		n.Queued, n.Created = n.Queued.Add(-2*time.Minute), n.Created.Add(-2*time.Minute)
+		return tx.PutNotice(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.nextMinute()
+	in.cron("minute")
+	time.Sleep(200 * time.Millisecond)
+	reminders := 0
+	for _, m := range mail.Received() {
+		if !slices.Contains(m.To, "ops@example.test") {
+			continue
+		}
+		if strings.Contains(m.Subject, "tcp:db is failing") {
+			reminders++
+		}
+		if strings.Contains(m.Body, "Held back") {
+			t.Errorf("a mail to the address that got every notice says it was held back:\n%s", m.Body)
+		}
+	}
+	if reminders != 2 {
+		t.Errorf("ops got %d failure notices, want 2 (notify = every)", reminders)
+	}
 }

@@ -226,7 +226,12 @@ func heldNote(n state.Notice, to string, now time.Time) string {
 		return ""
 	}
 	late := max(now.Sub(queued), 0)
-	if d.Attempts == 0 && late < heldAfter {
+	// Without a failed attempt to this recipient, only a notice that
+	// itself waited was held back. A reminder that replaced an older
+	// notice (which this recipient got, while another refused it) is
+	// fresh for this one, though it keeps the older one's queue time
+	// for the others.
+	if d.Attempts == 0 && (late < heldAfter || !n.Created.IsZero() && now.Sub(n.Created) < heldAfter) {
 		return ""
 	}
 	var b strings.Builder

@@ -246,12 +246,23 @@ func TestHeldNoticeSaysWhenQueued(t *testing.T) {
 		t.Errorf("held notice body:\n%s\nwant:\n%s", body, want)
 	}
 
-	// Queued long ago but never tried (the mail was switched off, say).
+	// Queued long ago but never tried (the run that queued it died before
+	// sending, say).
 	late := notice("tcp:db", state.KindFailure, "CRITICAL", "T", false)
 	late.Queued = fixedNow().Add(-10 * time.Minute)
+	late.Created = late.Queued
 	got = sendComposed(t, srv, c, late)
 	if !strings.HasPrefix(got.Body, "Held back: this notice was first queued at 2024-03-09 14:20:00 UTC, 10m0s ago, and could not be sent until now.") {
 		t.Errorf("late notice body %q", got.Body)
+	}
+
+	// A reminder that replaced an older notice keeps its queue time for
+	// the recipients the older one did not reach; to one it reached, with
+	// no failed attempt, the reminder is fresh.
+	reminder := notice("tcp:db", state.KindFailure, "CRITICAL", "T", false)
+	reminder.Queued = fixedNow().Add(-time.Hour)
+	if note := heldNote(reminder, admin, fixedNow()); note != "" {
+		t.Errorf("note for a fresh reminder to a recipient that got the last one: %q", note)
 	}
 
 	// A fresh notice says nothing of the kind; in a digest only the held
