@@ -118,6 +118,9 @@ func TestCommandPluginOutput(t *testing.T) {
 		// The status word disagrees with the status, so it stays.
 		{"signal", jobs.Unknown, "DISK OK - about to die (killed by signal 15 (terminated))", "", "", ""},
 		{"invalid-utf8", jobs.OK, "caf\uFFFD", "t=1", "", ""},
+		// Terminal escapes from a plugin are escaped, line breaks and
+		// tabs of the long output kept.
+		{"control-chars", jobs.Critical, `5.7.1 \x1b]0;TITLE\x07 rejected`, "", "\tindented \\x1b[31mred", ""},
 	}
 	for _, mode := range commandModes {
 		t.Run(mode.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"checker/heartbeat"
 	"checker/state"
 )
 
@@ -128,11 +129,34 @@ func (j *Job) Run(ctx context.Context, env *Env) Result {
 		}
 	}
 	r.Duration = time.Since(start)
-	r.Message = oneLine(r.Message)
+	// What a check reports may come from the target (a plugin's output,
+	// a server's reply): control and format characters are escaped here,
+	// once, so no terminal, status line or mail subject gets them raw.
+	r.Message = heartbeat.Escape(oneLine(r.Message))
 	if r.Message == "" {
 		r.Message = r.Status.String()
 	}
+	r.Perfdata = heartbeat.Escape(r.Perfdata)
+	r.LongOutput = escapeLines(r.LongOutput)
+	r.Detail = escapeLines(r.Detail)
 	return r
+}
+
+// escapeLines escapes each line of s as heartbeat.Escape does, keeping
+// the line breaks (and tabs).
+func escapeLines(s string) string {
+	if s == "" {
+		return s
+	}
+	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		cells := strings.Split(l, "\t")
+		for k, c := range cells {
+			cells[k] = heartbeat.Escape(c)
+		}
+		lines[i] = strings.Join(cells, "\t")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // oneLine keeps the first line of s, trimmed and capped.

@@ -68,6 +68,9 @@ signal)
 invalid-utf8)
 	printf 'OK - caf\351 | t=1\n'
 	exit 0 ;;
+control-chars)
+	printf 'SMTP CRITICAL - 5.7.1 \033]0;TITLE\007 rejected\n\tindented \033[31mred\n'
+	exit 2 ;;
 esac
 echo "plugin.sh: unknown shape $1"
 exit 3
