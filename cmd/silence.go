@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -153,18 +152,29 @@ func unsilence(ctx context.Context, g *globalOptions, args []string) error {
 	all := a.allJobs(ctx)
 	now := time.Now()
 	by := operator()
-	var lifted []string
+	var lifted, ended []string
 	err = a.store().Update(ctx, func(tx *state.Tx) error {
+		lifted = nil
 		silences, err := tx.Silences()
 		if err != nil {
 			return err
 		}
 		drop := map[string]bool{}
+		ended = nil
 		for _, arg := range args {
 			for _, s := range silences {
-				if strings.EqualFold(s.Pattern, arg) {
-					drop[s.Pattern] = true
+				if !strings.EqualFold(s.Pattern, arg) {
+					continue
 				}
+				if !now.Before(s.Until) {
+					// Over already: cleared away, but nothing is lifted.
+					ended = append(ended, fmt.Sprintf("the silence of %s ended at %s", s.Pattern, s.Until.Format(timeLayout)))
+					if err := tx.DeleteSilence(s.Pattern); err != nil {
+						return err
+					}
+					continue
+				}
+				drop[s.Pattern] = true
 			}
 		}
 		// A name that is no silence's pattern lifts every silence covering
@@ -210,6 +220,9 @@ func unsilence(ctx context.Context, g *globalOptions, args []string) error {
 		return stateError(err)
 	}
 	if len(lifted) == 0 {
+		if len(ended) > 0 {
+			return &exitError{code: 1, err: fmt.Errorf("nothing to lift: %s", strings.Join(ended, "; "))}
+		}
 		return &exitError{code: 1, err: fmt.Errorf("no silence covers %s (see checker status)", strings.Join(args, ", "))}
 	}
 	for _, p := range lifted {
@@ -249,9 +262,9 @@ func ack(ctx context.Context, g *globalOptions, reason string, patterns []string
 	}
 	now := time.Now()
 	by := operator()
-	var acked, notFailing []string
+	var acked, notFailing, already []string
 	err = a.store().Update(ctx, func(tx *state.Tx) error {
-		acked, notFailing = nil, nil
+		acked, notFailing, already = nil, nil, nil
 		seen := map[string]bool{}
 		for _, p := range patterns {
 			for _, name := range matched[p] {
@@ -265,6 +278,10 @@ func ack(ctx context.Context, g *globalOptions, reason string, patterns []string
 				}
 				if !found || !j.Failing {
 					notFailing = append(notFailing, name)
+					continue
+				}
+				if j.Ack != nil && j.Ack.Reason == reason {
+					already = append(already, fmt.Sprintf("%s (by %s at %s)", name, j.Ack.By, j.Ack.At.Format(timeLayout)))
 					continue
 				}
 				j.Ack = &state.Ack{By: by, At: now, Reason: reason}
@@ -289,8 +306,18 @@ func ack(ctx context.Context, g *globalOptions, reason string, patterns []string
 	for _, name := range acked {
 		fmt.Fprintf(g.stdout, "acknowledged %s\n", name)
 	}
-	if len(acked) == 0 {
-		return &exitError{code: 1, err: errors.New("nothing to acknowledge: no job matched is failing (" + strings.Join(notFailing, ", ") + ")")}
+	for _, what := range already {
+		fmt.Fprintf(g.stdout, "already acknowledged: %s\n", what)
+	}
+	if len(acked) == 0 && len(already) == 0 {
+		return &exitError{code: 1, err: fmt.Errorf("nothing to acknowledge: %s %s not failing", strings.Join(notFailing, ", "), isAre(len(notFailing)))}
 	}
 	return nil
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }

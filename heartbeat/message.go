@@ -71,13 +71,14 @@ func ValidServiceName(name string) error {
 	if len(name) > MaxServiceNameLen {
 		return fmt.Errorf("service name %.20q… is %d characters, longer than %d", name, len(name), MaxServiceNameLen)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	pos := 0
+	for _, c := range name {
+		pos++
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
 			c == '_', c == '.', c == '-':
 		default:
-			return fmt.Errorf("service name %q: character %q at position %d is not allowed (use letters, digits, '_', '.' or '-')", name, rune(c), i+1)
+			return fmt.Errorf("service name %q: character %q at position %d is not allowed (use ASCII letters, digits, '_', '.' or '-')", name, c, pos)
 		}
 	}
 	return nil

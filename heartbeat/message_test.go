@@ -195,4 +195,8 @@ func TestValidServiceName(t *testing.T) {
 			t.Errorf("ValidServiceName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
 		}
 	}
+	// The character is named as written, counted in characters.
+	if err := ValidServiceName("café"); err == nil || !strings.Contains(err.Error(), "character 'é' at position 4") {
+		t.Errorf("ValidServiceName(café) = %v", err)
+	}
 }

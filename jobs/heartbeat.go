@@ -89,7 +89,7 @@ func (h *Heartbeat) Check(ctx context.Context, env *Env) Result {
 		return Resultf(Critical, "timed out waiting for the heartbeat store")
 	}
 	if snap.err != nil {
-		return Result{Status: Unknown, Message: "not checked: heartbeat store unreachable", Skipped: true}
+		return Result{Status: Unknown, Message: notChecked + "heartbeat store unreachable", Skipped: true}
 	}
 	m, found := snap.beats[h.Service]
 	if !found && snap.partial != nil {

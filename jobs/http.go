@@ -70,7 +70,7 @@ func (h *HTTP) follows() bool {
 type downgradeError struct{ from, to *url.URL }
 
 func (e *downgradeError) Error() string {
-	return fmt.Sprintf("redirected from %s to plain http %s (set allow_downgrade = yes to follow it)", e.from.Redacted(), e.to.Redacted())
+	return fmt.Sprintf("redirected from %s to plain http %s (allow_downgrade = yes, or --allow-downgrade on the command line, follows it)", e.from.Redacted(), e.to.Redacted())
 }
 
 // checkRedirect is the job's redirect policy, for http.Client.

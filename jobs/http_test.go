@@ -372,7 +372,7 @@ func TestHTTPRedirects(t *testing.T) {
 		{"expect 301 is not followed", plain.URL + "/moved", func(h *jobs.HTTP) { h.ExpectStatus = 301 }, jobs.OK, "301 Moved Permanently"},
 		{"expect 301, not redirected", plain.URL + "/", func(h *jobs.HTTP) { h.ExpectStatus = 301 }, jobs.Critical, "status 200 OK, want 301"},
 		{"https to https", secureSelf.URL + "/moved", nil, jobs.OK, "200 OK"},
-		{"https to http refused", secure.URL + "/moved", nil, jobs.Critical, "redirected from " + secure.URL + "/moved to plain http " + plain.URL + "/ (set allow_downgrade = yes"},
+		{"https to http refused", secure.URL + "/moved", nil, jobs.Critical, "redirected from " + secure.URL + "/moved to plain http " + plain.URL + "/ (allow_downgrade = yes, or --allow-downgrade"},
 		{"https to http allowed", secure.URL + "/moved", func(h *jobs.HTTP) { h.AllowDowngrade = true }, jobs.OK, "redirected to " + plain.URL + "/"},
 		{"https to http, contains checked nowhere", secure.URL + "/moved", func(h *jobs.HTTP) { h.Contains = "landed" }, jobs.Critical, "plain http"},
 	}

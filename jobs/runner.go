@@ -455,6 +455,24 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 	return outcomes, r.deliver(ctx, batch, pid)
 }
 
+// notChecked starts the message of a run that did not check (the
+// heartbeat store was unreachable): no result, so no change of status.
+const notChecked = "not checked: "
+
+// severity orders the status words as Icinga does: CRITICAL over UNKNOWN
+// over WARNING over OK.
+func severity(status string) int {
+	switch status {
+	case "WARNING":
+		return 1
+	case "UNKNOWN":
+		return 2
+	case "CRITICAL":
+		return 3
+	}
+	return 0
+}
+
 // rememberDiscovered keeps the heartbeat services seen for the first
 // time, so that a service whose heartbeat later vanishes is dead, not
 // forgotten, whichever command saw it first.
@@ -576,7 +594,7 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 	switch {
 	case next.Failing && !prev.Failing:
 		err = tx.AddEvent(state.Event{Time: now, Job: j.Name, Kind: state.EventFailing, Status: status, Message: res.Message})
-	case next.Failing && prev.Failing && prev.LastStatus != status && prev.LastStatus != "":
+	case next.Failing && prev.Failing && prev.LastStatus != status && prev.LastStatus != "" && !strings.HasPrefix(prev.LastMessage, notChecked):
 		err = tx.AddEvent(state.Event{Time: now, Job: j.Name, Kind: state.EventEscalated, Status: status,
 			Message: fmt.Sprintf("%s → %s: %s", prev.LastStatus, status, res.Message)})
 	case !next.Failing && prev.Failing:
@@ -596,7 +614,11 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 		fn := failureNotice(j, next, res, host, to, now)
 		fn.First = first
 		if d == Escalate {
-			fn.Subject = fmt.Sprintf("%s escalated to %s: %s", j.Name, status, subjectMessage(res))
+			if severity(status) > severity(prev.NotifiedStatus) {
+				fn.Subject = fmt.Sprintf("%s escalated to %s: %s", j.Name, status, subjectMessage(res))
+			} else {
+				fn.Subject = fmt.Sprintf("%s is now %s (was %s): %s", j.Name, status, prev.NotifiedStatus, subjectMessage(res))
+			}
 		}
 		n = &fn
 	case Recover:

@@ -188,3 +188,43 @@ func TestFloodIsRecordedWhole(t *testing.T) {
 		t.Errorf("%d printed events, want %d", printedEvents, n)
 	}
 }
+
+// settable is a check whose status the test sets.
+type settable struct{ status *jobs.Status }
+
+func (settable) Validate() error { return nil }
+func (settable) Target() string  { return "settable" }
+func (s settable) Check(context.Context, *jobs.Env) jobs.Result {
+	return jobs.Resultf(*s.status, "status set by the test")
+}
+
+// TestEscalationNotices: under state_change a change of the non-OK status
+// notifies, worded by its direction.
+func TestEscalationNotices(t *testing.T) {
+	every, _ := jobs.ParseNotify("state_change")
+	status := jobs.Warning
+	job := &jobs.Job{Name: "cmd:disk", Type: "settable", Every: jobs.Minute, Timeout: time.Second, Spec: settable{&status},
+		Policy: jobs.Policy{Notify: every, Failures: 1, Recovery: jobs.RecoveryAuto, WarnIsFailure: true}}
+	store := &state.Store{Path: filepath.Join(t.TempDir(), "checker.state")}
+	var printed bytes.Buffer
+	r := &jobs.Runner{Store: store, Sender: &notify.Printer{W: &printed}, Composer: notify.Composer{ServerName: "t"},
+		AlertContact: []string{"ops@example.test"}, Env: jobs.NewEnv(nil)}
+	for _, tc := range []struct {
+		status jobs.Status
+		want   string
+	}{
+		{jobs.Warning, "Subject: [t] cmd:disk is failing: WARNING"},
+		{jobs.Critical, "Subject: [t] cmd:disk escalated to CRITICAL: "},
+		{jobs.Warning, "Subject: [t] cmd:disk is now WARNING (was CRITICAL): "},
+		{jobs.Warning, ""},
+	} {
+		status = tc.status
+		printed.Reset()
+		if _, err := r.RunNow(context.Background(), []*jobs.Job{job}, true); err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == "" && printed.Len() != 0 || !strings.Contains(printed.String(), tc.want) {
+			t.Errorf("%s: printed %q, want %q", tc.status, printed.String(), tc.want)
+		}
+	}
+}

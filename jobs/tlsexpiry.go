@@ -80,11 +80,11 @@ func (t *TLS) Check(ctx context.Context, env *Env) Result {
 	var r Result
 	switch {
 	case left <= time.Duration(t.CritDays)*24*time.Hour:
-		r = Resultf(Critical, "certificate of %s expires in %d days (%s), within crit_days %d", t.Addr, days, expires, t.CritDays)
+		r = Resultf(Critical, "certificate of %s expires in %d day%s (%s), within crit_days %d", t.Addr, days, plural(days), expires, t.CritDays)
 	case left <= time.Duration(t.WarnDays)*24*time.Hour:
-		r = Resultf(Warning, "certificate of %s expires in %d days (%s), within warn_days %d", t.Addr, days, expires, t.WarnDays)
+		r = Resultf(Warning, "certificate of %s expires in %d day%s (%s), within warn_days %d", t.Addr, days, plural(days), expires, t.WarnDays)
 	default:
-		r = Resultf(OK, "certificate of %s valid for %d more days (until %s)", t.Addr, days, expires)
+		r = Resultf(OK, "certificate of %s valid for %d more day%s (until %s)", t.Addr, days, plural(days), expires)
 	}
 	// Days left are good while above the thresholds: the range "N:" alerts
 	// below N (Monitoring Plugins range syntax).
