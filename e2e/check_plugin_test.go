@@ -88,7 +88,7 @@ func TestCheckPluginOutput(t *testing.T) {
 		{"http follows", []string{"check", "http", web.URL + "/old"}, nil, 0, `^HTTP OK - .*redirected to ` + regexp.QuoteMeta(web.URL+"/")},
 		{"http --expect-status 301", []string{"check", "http", web.URL + "/old", "--expect-status", "301"}, nil, 0, `^HTTP OK - GET \S+: 301 Moved Permanently`},
 		{"http --no-follow", []string{"check", "http", web.URL + "/old", "--no-follow"}, nil, 2, `^HTTP CRITICAL - GET \S+: status 301 Moved Permanently, want 200 \(Location: /\) \| `},
-		{"https to http", []string{"check", "http", secure.URL}, []string{"SSL_CERT_FILE=" + secureCA}, 2, `^HTTP CRITICAL - GET \S+: redirected from \S+ to plain http \S+ \(set allow_downgrade`},
+		{"https to http", []string{"check", "http", secure.URL}, []string{"SSL_CERT_FILE=" + secureCA}, 2, `^HTTP CRITICAL - GET \S+: redirected from \S+ to plain http \S+ \(allow_downgrade = yes, or --allow-downgrade`},
 		{"https to http allowed", []string{"check", "http", secure.URL, "--allow-downgrade"}, []string{"SSL_CERT_FILE=" + secureCA}, 0, `^HTTP OK - `},
 		{"tls ok", []string{"check", "tls", later}, nil, 0, `^TLS OK - certificate of \S+ valid for 89 more days .*\| days=89;30:;7:\n$`},
 		{"tls --crit-days", []string{"check", "tls", soon, "--warn-days", "30", "--crit-days", "7"}, nil, 2, `^TLS CRITICAL - .*expires in 5 days .*within crit_days 7 \| days=5;30:;7:\n$`},
