@@ -193,7 +193,13 @@ func (s *Store) View(fn func(*Tx) error) error {
 	if wait == 0 {
 		wait = 5 * time.Second
 	}
-	db, err := bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: wait, OpenFile: openNotEmpty})
+	var file *os.File // what bbolt opened, for validate
+	open := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := openNotEmpty(name, flag, perm)
+		file = f
+		return f, err
+	}
+	db, err := bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: wait, OpenFile: open})
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errUnborn) {
 		// Gone, or replaced by a database a writer has just created and
 		// not yet written.
@@ -210,7 +216,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 		return &CorruptError{Path: s.Path, Err: err} // bbolt refused the contents
 	}
 	defer db.Close()
-	if err := s.validate(db); err != nil {
+	if err := s.validate(db, file); err != nil {
 		return err
 	}
 	return guard(func() error {
@@ -392,7 +398,7 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 		}
 		return s.replaceCorrupt(err)
 	}
-	if err := s.validate(db); err != nil {
+	if err := s.validate(db, nil); err != nil {
 		db.Close()
 		var ce *CorruptError
 		if errors.As(err, &ce) {
@@ -419,9 +425,17 @@ func (s *Store) boltOpen() (*bolt.DB, error) {
 
 // validate checks what bbolt does not: the schema version, and that the
 // pages the meta page claims lie within the file (a truncated file would
-// otherwise fault when they are read).
-func (s *Store) validate(db *bolt.DB) error {
-	fi, err := os.Stat(s.Path)
+// otherwise fault when they are read). file is the file bbolt opened, when
+// known: a reader holds no lock that keeps a writer from moving the path
+// aside meanwhile, so the path may no longer name it.
+func (s *Store) validate(db *bolt.DB, file *os.File) error {
+	var fi os.FileInfo
+	var err error
+	if file != nil {
+		fi, err = file.Stat()
+	} else {
+		fi, err = os.Stat(s.Path)
+	}
 	if err != nil {
 		return s.classify(err)
 	}
