@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sort"
 	"strings"
@@ -36,25 +37,101 @@ type LocalStore struct {
 	now  func() time.Time
 	ttl  time.Duration
 	cap  *serviceCap // nil without WithMaxServices
+	// owner is whom the files are given to when root writes into another
+	// user's directory; nil otherwise.
+	owner *fileOwner
 }
+
+// fileOwner is a user and group id to give files to.
+type fileOwner struct{ uid, gid int }
 
 // OpenLocal returns a store keeping its files in dir/heartbeat, creating
 // that directory (mode 0700) if needed. dir is typically the directory of
 // the state file.
+//
+// Run as root against a directory another user owns (a root backup script
+// publishing the heartbeat of a service whose checker runs as that user),
+// the store writes as that user: directories it creates and every file it
+// writes are given to the owner of the heartbeat directory, or, when that
+// does not exist yet, of the nearest directory above it, so that the
+// user's own checker can still read and replace them.
 func OpenLocal(dir string, opts ...StoreOption) (*LocalStore, error) {
 	if dir == "" {
 		return nil, errors.New("heartbeat: local store directory is empty")
 	}
 	cfg := newStoreConfig(opts)
 	hb := filepath.Join(dir, localSubdir)
-	if err := os.MkdirAll(hb, 0o700); err != nil {
-		return nil, fmt.Errorf("heartbeat: create local store directory: %w", err)
+	owner, err := makeStoreDir(hb)
+	if err != nil {
+		return nil, err
 	}
-	s := &LocalStore{dir: hb, poll: cfg.pollInterval, log: cfg.logf(), now: cfg.now, ttl: cfg.keyTTL}
+	s := &LocalStore{dir: hb, poll: cfg.pollInterval, log: cfg.logf(), now: cfg.now, ttl: cfg.keyTTL, owner: owner}
 	if cfg.maxServices > 0 {
 		s.cap = newServiceCap(cfg.maxServices, cfg.now)
 	}
 	return s, nil
+}
+
+// makeStoreDir creates the heartbeat directory hb (mode 0700) if needed and
+// returns whom root must give what it writes there to: the owner of hb, or
+// of the nearest directory above it, when that is not root. Other users
+// write as themselves (nil).
+func makeStoreDir(hb string) (*fileOwner, error) {
+	if os.Geteuid() != 0 {
+		if err := os.MkdirAll(hb, 0o700); err != nil {
+			return nil, fmt.Errorf("heartbeat: create local store directory: %w", err)
+		}
+		return nil, nil
+	}
+	// The nearest existing directory, and what is missing below it.
+	top, missing := hb, []string(nil)
+	info, err := os.Stat(top)
+	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(top) != top {
+		missing = append(missing, top)
+		top = filepath.Dir(top)
+		info, err = os.Stat(top)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat: local store directory: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("heartbeat: local store directory: %s is not a directory", top)
+	}
+	owner := ownerOf(info)
+	for i := len(missing) - 1; i >= 0; i-- {
+		p := missing[i]
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("heartbeat: create local store directory: %w", err)
+		} else if err == nil && owner != nil {
+			if err := os.Lchown(p, owner.uid, owner.gid); err != nil {
+				return nil, fmt.Errorf("heartbeat: give local store directory %s to its owner: %w", p, err)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		// Another process may have made a directory in between: the files
+		// go to whoever owns the heartbeat directory itself.
+		if info, err = os.Stat(hb); err != nil {
+			return nil, fmt.Errorf("heartbeat: local store directory: %w", err)
+		}
+		owner = ownerOf(info)
+	}
+	return owner, nil
+}
+
+// ownerOf returns the owner of a file when it is not root, or nil. The ids
+// are read by field name so that the package builds where files have no
+// numeric owner (there, nothing is given away).
+func ownerOf(info fs.FileInfo) *fileOwner {
+	v := reflect.Indirect(reflect.ValueOf(info.Sys()))
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	uid, gid := v.FieldByName("Uid"), v.FieldByName("Gid")
+	if !uid.IsValid() || !gid.IsValid() || !uid.CanUint() || !gid.CanUint() || uid.Uint() == 0 {
+		return nil
+	}
+	return &fileOwner{uid: int(uid.Uint()), gid: int(gid.Uint())}
 }
 
 // Dir returns the directory holding the heartbeat files.
@@ -89,7 +166,7 @@ func (s *LocalStore) Put(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("heartbeat store %s: %w", s.dir, err)
 	}
-	if err := writeFileAtomic(s.path(m.ServiceName), b); err != nil {
+	if err := writeFileAtomic(s.path(m.ServiceName), b, s.owner); err != nil {
 		return fmt.Errorf("heartbeat store: %w", err)
 	}
 	return nil
@@ -97,8 +174,9 @@ func (s *LocalStore) Put(ctx context.Context, m Message) error {
 
 // writeFileAtomic writes b to path through a synced temporary file with mode
 // 0600 in the same directory, then syncs the directory so that the rename
-// survives a crash.
-func writeFileAtomic(path string, b []byte) (err error) {
+// survives a crash. With owner, the file is given to owner before it takes
+// its place, so that no reader ever sees it owned by anyone else.
+func writeFileAtomic(path string, b []byte, owner *fileOwner) (err error) {
 	dir := filepath.Dir(path)
 	// '~' cannot appear in a service name, so List never mistakes a
 	// temporary file for a heartbeat.
@@ -114,6 +192,11 @@ func writeFileAtomic(path string, b []byte) (err error) {
 	}()
 	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if owner != nil {
+		if err := tmp.Chown(owner.uid, owner.gid); err != nil {
+			return fmt.Errorf("write %s as the owner of %s (uid %d): %w", path, dir, owner.uid, err)
+		}
 	}
 	if _, err := tmp.Write(b); err != nil {
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)

@@ -3,9 +3,11 @@ package heartbeat
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -189,5 +191,117 @@ func TestLocalWatchMissingDir(t *testing.T) {
 	err := s.Watch(context.Background(), func(Message) {})
 	if err == nil || !strings.Contains(err.Error(), s.Dir()) {
 		t.Errorf("Watch on a missing directory = %v, want an error naming it", err)
+	}
+}
+
+// TestLocalStoreRootWritesAsDirectoryOwner: root publishing into another
+// user's store (a root backup script's last line) leaves every directory
+// and file it makes owned by that user, who can still read and replace
+// them; in root's own directory nothing is given away.
+func TestLocalStoreRootWritesAsDirectoryOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to write into another user's directory")
+	}
+	const nobody = 65534
+	cases := []struct {
+		name string
+		// setup prepares base and returns the directory given to OpenLocal.
+		setup func(t *testing.T, base string) string
+		want  int // the uid the store's directories and files must have
+	}{
+		{"heartbeat directory of another user", func(t *testing.T, base string) string {
+			dir := filepath.Join(base, "state")
+			mkdirOwned(t, dir, nobody)
+			mkdirOwned(t, filepath.Join(dir, "heartbeat"), nobody)
+			// The file root replaces belongs to the user already.
+			old := filepath.Join(dir, "heartbeat", "svc1.json")
+			if err := os.WriteFile(old, []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(old, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, nobody},
+		{"state directory of another user, no heartbeat directory yet", func(t *testing.T, base string) string {
+			dir := filepath.Join(base, "state")
+			mkdirOwned(t, dir, nobody)
+			return dir
+		}, nobody},
+		{"no state directory yet, in another user's home", func(t *testing.T, base string) string {
+			home := filepath.Join(base, "home")
+			mkdirOwned(t, home, nobody)
+			return filepath.Join(home, ".checker")
+		}, nobody},
+		{"root's own directory", func(t *testing.T, base string) string {
+			dir := filepath.Join(base, "state")
+			mkdirOwned(t, dir, 0)
+			return dir
+		}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			// Let the other user reach the directories under base.
+			for _, d := range []string{base, filepath.Dir(base)} {
+				if err := os.Chmod(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := tc.setup(t, base)
+			s, err := OpenLocal(dir)
+			if err != nil {
+				t.Fatalf("OpenLocal: %v", err)
+			}
+			if err := s.Put(context.Background(), Message{ServiceName: "svc1", Timestamp: time.Now()}); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			for _, p := range []string{dir, s.Dir(), filepath.Join(s.Dir(), "svc1.json")} {
+				info, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := info.Sys().(*syscall.Stat_t)
+				if int(st.Uid) != tc.want || int(st.Gid) != tc.want {
+					t.Errorf("%s is owned by %d:%d, want %d:%d", p, st.Uid, st.Gid, tc.want, tc.want)
+				}
+				wantMode := os.FileMode(0o700)
+				if !info.IsDir() {
+					wantMode = 0o600
+				}
+				if p != dir && info.Mode().Perm() != wantMode {
+					t.Errorf("%s has mode %v, want %v", p, info.Mode().Perm(), wantMode)
+				}
+			}
+			if entries, _ := os.ReadDir(s.Dir()); len(entries) != 1 {
+				t.Errorf("store directory holds %d entries, want only svc1.json", len(entries))
+			}
+			if tc.want == 0 {
+				return
+			}
+			// The user's own checker reads the heartbeat and can replace it.
+			asUser := func(script string) {
+				t.Helper()
+				cmd := exec.CommandContext(t.Context(), "sh", "-c", script, "sh", s.Dir())
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("as uid %d, %q: %v\n%s", nobody, script, err, out)
+				}
+			}
+			asUser(`grep -q '"service_name":"svc1"' "$1/svc1.json"`)
+			asUser(`echo '{}' > "$1/~probe" && mv "$1/~probe" "$1/svc1.json"`)
+		})
+	}
+}
+
+// mkdirOwned makes the directory dir (mode 0700) owned by uid, with the
+// group of the same number.
+func mkdirOwned(t *testing.T, dir string, uid int) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, uid); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,8 @@ package state
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -161,11 +163,17 @@ func FuzzDecodeRecipient(f *testing.F) {
 }
 
 // FuzzDecodeJSONState feeds arbitrary bytes to the migration's decoder of
-// the JSON state of earlier releases.
+// the JSON state of earlier releases; what it accepts must migrate into
+// records that read back.
 func FuzzDecodeJSONState(f *testing.F) {
 	f.Add([]byte(`{"version":1,"jobs":{"a":{"failures":2}}}`))
 	f.Add([]byte(`{"version":1,"jobs":null,"outbox":[{"job":"a","kind":"failure","to":["x"]}]}`))
 	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"jobs":{"a":{"failing":true,"failures":3,"running":{"pid":1,"started":"2026-11-21T12:00:00Z","expires":"2999-01-01T00:00:00Z"}},
+"b":{"running":{"pid":-4,"expires":"2999-01-01T00:00:00Z"}}},
+"outbox":[{"job":"a","kind":"failure","to":["x","y"],"status":"CRITICAL","thread":"t","first":true,"queued":"2026-11-20T23:00:00Z",
+"attempts":2,"last_error":"451","sending":{"pid":2147483648,"started":"2026-11-21T12:00:00Z","expires":"2026-11-21T12:01:00Z"}}]}`))
+	f.Add([]byte(`{"version":1,"outbox":[{"job":"a","kind":"failure","attempts":4294967296}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := decodeJSONState(b)
 		if err != nil {
@@ -175,6 +183,26 @@ func FuzzDecodeJSONState(f *testing.F) {
 			if j == nil || j.Failures < 0 {
 				t.Fatalf("accepted job %q = %+v", name, j)
 			}
+		}
+		s := &Store{Path: filepath.Join(t.TempDir(), "state")}
+		if err := os.WriteFile(s.Path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err = s.View(func(tx *Tx) error {
+			if err := tx.ForEachJob(func(_ string, _ Job, err error) error { return err }); err != nil {
+				return err
+			}
+			if _, err := tx.Outbox(); err != nil {
+				return err
+			}
+			if _, err := tx.AllClaims(); err != nil {
+				return err
+			}
+			_, err := tx.Health()
+			return err
+		})
+		if err != nil {
+			t.Fatalf("a state the decoder accepted migrated into records that do not read back: %v", err)
 		}
 	})
 }

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,17 +47,30 @@ type jsonJob struct {
 	LastRun      time.Time `json:"last_run"`
 	LastStatus   string    `json:"last_status"`
 	LastMessage  string    `json:"last_message"`
+	// Running is the claim of the invocation running the job.
+	Running *jsonClaim `json:"running"`
+}
+
+type jsonClaim struct {
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Expires time.Time `json:"expires"`
 }
 
 type jsonNotice struct {
-	Job       string    `json:"job"`
-	Kind      string    `json:"kind"`
-	Subject   string    `json:"subject"`
-	Body      string    `json:"body"`
-	To        []string  `json:"to"`
-	Created   time.Time `json:"created"`
-	Attempts  int       `json:"attempts"`
-	LastError string    `json:"last_error"`
+	Job       string     `json:"job"`
+	Kind      string     `json:"kind"`
+	Subject   string     `json:"subject"`
+	Body      string     `json:"body"`
+	To        []string   `json:"to"`
+	Created   time.Time  `json:"created"`
+	Status    string     `json:"status"`
+	Thread    string     `json:"thread"`
+	First     bool       `json:"first"`
+	Queued    time.Time  `json:"queued"`
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error"`
+	Sending   *jsonClaim `json:"sending"`
 }
 
 // maxJSONState bounds the JSON state read into memory for migration.
@@ -70,12 +86,18 @@ func decodeJSONState(b []byte) (*jsonState, error) {
 		return nil, fmt.Errorf("JSON with format version %d, not a checker state of an earlier release", f.Version)
 	}
 	for name, j := range f.Jobs {
-		if j == nil {
+		if j == nil || name == "" || len(name) > bolt.MaxKeySize {
+			// Nothing, or a name no job can have (and no record key).
 			delete(f.Jobs, name)
 			continue
 		}
-		if j.Failures < 0 {
-			return nil, fmt.Errorf("job %q has a negative failure count", name)
+		if j.Failures < 0 || j.Failures > math.MaxInt32 {
+			return nil, fmt.Errorf("job %q has a failure count of %d", name, j.Failures)
+		}
+	}
+	for _, n := range f.Outbox {
+		if n.Attempts < 0 || n.Attempts > math.MaxInt32 {
+			return nil, fmt.Errorf("notice %q (%s) has an attempt count of %d", n.Job, n.Kind, n.Attempts)
 		}
 	}
 	return &f, nil
@@ -118,7 +140,7 @@ func (s *Store) migrate() error {
 	if err != nil {
 		return s.classify(err)
 	}
-	err = s.update(db, func(tx *Tx) error { return importJSON(tx, old) })
+	err = s.update(db, func(tx *Tx) error { return importJSON(tx, old, s.now()) })
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
@@ -143,24 +165,87 @@ func (s *Store) migrate() error {
 	return nil
 }
 
-func importJSON(tx *Tx, old *jsonState) error {
-	for name, oj := range old.Jobs {
+// claim returns the claim as the database keeps it, or nil when it holds
+// nothing at now: expired, or damaged (no process, longer than MaxClaim).
+// A claim whose process is gone but which has not expired is kept: the
+// runner counts its jobs as run in their slot and serve reports the crashed
+// run until it expires, as the earlier release did.
+func (c *jsonClaim) claim(now time.Time) *Claim {
+	if c == nil || c.PID <= 0 || c.PID > math.MaxInt32 || !now.Before(c.Expires) || c.Expires.Sub(c.Started) > MaxClaim {
+		return nil
+	}
+	return &Claim{PID: c.PID, Started: c.Started, Expires: c.Expires}
+}
+
+// importJSON writes the JSON state into the database. Every field of the
+// JSON format has a home in the records; now decides which claims still
+// hold.
+func importJSON(tx *Tx, old *jsonState, now time.Time) error {
+	// A failing job's outage thread is the one of its pending failure
+	// notice, so that reminders and the recovery answer the mail sent
+	// before the upgrade (the JSON job had no thread of its own).
+	threads := map[string]string{}
+	for _, on := range old.Outbox {
+		if on.Kind == KindFailure && on.Thread != "" {
+			threads[on.Job] = on.Thread
+		}
+	}
+	names := make([]string, 0, len(old.Jobs))
+	for name := range old.Jobs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	// The JSON state kept a claim in each job; the database keeps one
+	// record per invocation, with the jobs it runs.
+	invocations := map[int]*Claims{}
+	for _, name := range names {
+		oj := old.Jobs[name]
 		j := Job{Failing: oj.Failing, Failures: oj.Failures, FirstFailure: oj.FirstFailure, LastNotified: oj.LastNotified,
 			Since: oj.Since, LastSlot: oj.LastSlot, LastRun: oj.LastRun, LastStatus: oj.LastStatus, LastMessage: oj.LastMessage}
 		if oj.Failing {
 			j.NotifiedStatus = oj.LastStatus
+			j.Thread = threads[name]
 		} else if !oj.LastRun.IsZero() {
 			j.LastSuccess = oj.LastRun
 		}
 		if err := tx.PutJob(name, &j); err != nil {
 			return err
 		}
+		if c := oj.Running.claim(now); c != nil {
+			inv := invocations[c.PID]
+			if inv == nil {
+				inv = &Claims{Claim: *c}
+				invocations[c.PID] = inv
+			}
+			if c.Started.Before(inv.Started) {
+				inv.Started = c.Started
+			}
+			if c.Expires.After(inv.Expires) {
+				inv.Expires = c.Expires
+			}
+			inv.Jobs = append(inv.Jobs, name)
+		}
+	}
+	var running []Claim
+	for _, pid := range slices.Sorted(maps.Keys(invocations)) {
+		inv := invocations[pid]
+		if inv.Expires.Sub(inv.Started) > MaxClaim {
+			inv.Started = inv.Expires.Add(-MaxClaim) // jobs claimed far apart
+		}
+		if err := tx.PutClaims(inv); err != nil {
+			return err
+		}
+		running = append(running, inv.Claim)
 	}
 	for _, on := range old.Outbox {
-		if on.Job == "" || on.Kind == "" {
+		if on.Job == "" || on.Kind == "" || len(on.Job)+1+len(on.Kind) > bolt.MaxKeySize {
 			continue
 		}
-		n := Notice{Job: on.Job, Kind: on.Kind, Subject: on.Subject, Body: on.Body, Created: on.Created, Queued: on.Created}
+		n := Notice{Job: on.Job, Kind: on.Kind, Subject: on.Subject, Body: on.Body, Created: on.Created,
+			Status: on.Status, Thread: on.Thread, First: on.First, Queued: on.Queued, Sending: on.Sending.claim(now)}
+		if n.Queued.IsZero() {
+			n.Queued = on.Created // written before the JSON format had it
+		}
 		for _, to := range on.To {
 			n.To = append(n.To, Delivery{To: to, Attempts: on.Attempts, LastError: on.LastError})
 		}
@@ -172,10 +257,14 @@ func importJSON(tx *Tx, old *jsonState) error {
 		LastRun: Run{Tier: old.LastRun.Tier, Started: old.LastRun.Started, Finished: old.LastRun.Finished, Error: old.LastRun.Error},
 		Mail: Mail{SelfCheckAt: old.Mail.SelfCheckAt, SelfCheckOK: old.Mail.SelfCheckOK, SelfCheckError: old.Mail.SelfCheckError,
 			SendAt: old.Mail.SendAt, SendOK: old.Mail.SendOK, SendError: old.Mail.SendError},
+		Running: running,
 	}
 	if err := tx.PutHealth(&h); err != nil {
 		return err
 	}
-	return tx.AddEvent(Event{Time: time.Now(), Kind: EventState,
-		Message: fmt.Sprintf("imported the JSON state of an earlier release (%d jobs, %d pending notices)", len(old.Jobs), len(old.Outbox))})
+	msg := fmt.Sprintf("imported the JSON state of an earlier release (%d jobs, %d pending notices)", len(old.Jobs), len(old.Outbox))
+	if len(running) > 0 {
+		msg += fmt.Sprintf(", and the job claims of %d invocations that had not expired", len(running))
+	}
+	return tx.AddEvent(Event{Time: now, Kind: EventState, Message: msg})
 }

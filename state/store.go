@@ -43,7 +43,8 @@ type Store struct {
 	// ReadWait bounds how long View waits for a writer; zero means 5
 	// seconds (a run writing 10,000 records with fsync on a slow disk).
 	ReadWait time.Duration
-	// Now stamps the names of files moved aside; nil means time.Now.
+	// Now stamps the names of files moved aside and is the clock of a
+	// migration (which claims still hold); nil means time.Now.
 	Now func() time.Time
 }
 
@@ -170,7 +171,10 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 func (s *Store) View(fn func(*Tx) error) error {
 	kind, err := s.sniff()
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist), err == nil && kind == fileEmpty:
+		// An empty file is either being created by a writer (bbolt creates
+		// the file, then writes its first pages) or one a writer will move
+		// aside under its lock; a reader must not judge which.
 		return fn(&Tx{store: s})
 	case err != nil:
 		return s.classify(err)
@@ -189,8 +193,16 @@ func (s *Store) View(fn func(*Tx) error) error {
 	if wait == 0 {
 		wait = 5 * time.Second
 	}
-	db, err := bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: wait})
-	if errors.Is(err, fs.ErrNotExist) {
+	var file *os.File // what bbolt opened, for validate
+	open := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := openNotEmpty(name, flag, perm)
+		file = f
+		return f, err
+	}
+	db, err := bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: wait, OpenFile: open})
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errUnborn) {
+		// Gone, or replaced by a database a writer has just created and
+		// not yet written.
 		return fn(&Tx{store: s})
 	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -204,7 +216,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 		return &CorruptError{Path: s.Path, Err: err} // bbolt refused the contents
 	}
 	defer db.Close()
-	if err := s.validate(db); err != nil {
+	if err := s.validate(db, file); err != nil {
 		return err
 	}
 	return guard(func() error {
@@ -319,6 +331,39 @@ func (s *Store) sniff() (fileKind, error) {
 	return fileOther, nil
 }
 
+// errUnborn is what openNotEmpty returns for an empty file.
+var errUnborn = errors.New("empty file")
+
+// openNotEmpty opens a file for a reader of the database, refusing an empty
+// one. bbolt creates a database file, then writes its first pages under its
+// own lock; a reader that opens the file in between (the sniff having seen
+// the file it replaced) would otherwise take it for a database to start, and
+// cannot, read-only. A file that is not empty when opened stays so: bbolt
+// never truncates, and a replacement is a new file.
+func openNotEmpty(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		f.Close()
+		return nil, errUnborn
+	}
+	return f, nil
+}
+
+// emptyFile reports whether Path is a regular file of 0 bytes.
+func (s *Store) emptyFile() bool {
+	fi, err := os.Stat(s.Path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
+}
+
+// errEmpty is why an empty state file is corrupt. Under the lock no
+// checker of ours is creating the file, so it is not a database being born:
+// a full disk, a crash before the first write reached the disk, or a
+// truncation left it, and the streaks and notify times it held are gone.
+var errEmpty = errors.New("empty file (0 bytes): the state it held is lost")
+
 // openWrite opens the database for writing, migrating a JSON state and
 // replacing a corrupt file. The caller holds the lock.
 func (s *Store) openWrite() (*bolt.DB, error) {
@@ -328,6 +373,10 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 			return nil, perr
 		}
 		return s.replaceCorrupt(err)
+	}
+	if kind == fileEmpty {
+		// bbolt would quietly start a fresh database in it.
+		return s.replaceCorrupt(errEmpty)
 	}
 	if kind == fileJSON {
 		s.removeStaleTemps() // what saves of the JSON era left behind
@@ -349,7 +398,7 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 		}
 		return s.replaceCorrupt(err)
 	}
-	if err := s.validate(db); err != nil {
+	if err := s.validate(db, nil); err != nil {
 		db.Close()
 		var ce *CorruptError
 		if errors.As(err, &ce) {
@@ -376,9 +425,17 @@ func (s *Store) boltOpen() (*bolt.DB, error) {
 
 // validate checks what bbolt does not: the schema version, and that the
 // pages the meta page claims lie within the file (a truncated file would
-// otherwise fault when they are read).
-func (s *Store) validate(db *bolt.DB) error {
-	fi, err := os.Stat(s.Path)
+// otherwise fault when they are read). file is the file bbolt opened, when
+// known: a reader holds no lock that keeps a writer from moving the path
+// aside meanwhile, so the path may no longer name it.
+func (s *Store) validate(db *bolt.DB, file *os.File) error {
+	var fi os.FileInfo
+	var err error
+	if file != nil {
+		fi, err = file.Stat()
+	} else {
+		fi, err = os.Stat(s.Path)
+	}
 	if err != nil {
 		return s.classify(err)
 	}
@@ -570,6 +627,15 @@ func (s *Store) Check(ctx context.Context) error {
 	s.removeStaleTemps()
 	if _, err := os.Stat(s.Path); errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	if s.emptyFile() {
+		ce := &CorruptError{Path: s.Path, Err: errEmpty}
+		fresh, err := s.replaceCorrupt(ce)
+		if err != nil {
+			return err
+		}
+		fresh.Close()
+		return ce
 	}
 	return s.verify()
 }

@@ -318,16 +318,129 @@ func TestDirectoryAtStatePathIsMovedAside(t *testing.T) {
 	}
 }
 
-func TestEmptyFileBecomesFreshState(t *testing.T) {
+// TestEmptyFileIsMovedAside: a 0-byte state file (a full disk, a crash
+// before the first write reached the disk) held streaks and notify times
+// that are gone: a writer moves it aside and reports it like any corrupt
+// file. A reader sees no state yet and changes nothing, since the file may
+// be one a writer is creating.
+func TestEmptyFileIsMovedAside(t *testing.T) {
+	for name, op := range map[string]func(s *state.Store) error{
+		"update": func(s *state.Store) error { return s.Update(t.Context(), increment) },
+		"check":  func(s *state.Store) error { return s.Check(t.Context()) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t)
+			s.Now = func() time.Time { return t0 }
+			if err := os.WriteFile(s.Path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var ran bool
+			if err := s.View(func(tx *state.Tx) error {
+				ran = true
+				if _, found, err := tx.Job("counter"); found || err != nil {
+					t.Errorf("a reader of an empty file found a job (%v)", err)
+				}
+				return nil
+			}); err != nil || !ran {
+				t.Fatalf("View of an empty file = %v (ran %v), want an empty state", err, ran)
+			}
+			if fi, err := os.Stat(s.Path); err != nil || fi.Size() != 0 {
+				t.Fatalf("View changed the empty file: %v", err)
+			}
+			if m, _ := filepath.Glob(s.Path + ".corrupt-*"); len(m) != 0 {
+				t.Fatalf("View moved the empty file aside: %v", m)
+			}
+
+			err := op(s)
+			aside := s.Path + ".corrupt-20261121T120000.000000000Z"
+			if fi, serr := os.Stat(aside); serr != nil || fi.Size() != 0 {
+				t.Fatalf("the empty file was not moved aside to %s: %v (%v)", aside, serr, err)
+			}
+			var ce *state.CorruptError
+			switch {
+			case name == "check" && (!errors.As(err, &ce) || !strings.Contains(err.Error(), "empty")):
+				t.Errorf("Check = %v, want a CorruptError saying the file was empty", err)
+			case name == "update" && err != nil:
+				t.Fatalf("Update: %v", err)
+			}
+			var recovered string
+			if err := s.Update(t.Context(), func(tx *state.Tx) error {
+				recovered = tx.TakeRecovered()
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(recovered, "corrupt") || !strings.Contains(recovered, "empty") || !strings.Contains(recovered, aside) {
+				t.Errorf("recovered = %q", recovered)
+			}
+			want := 0
+			if name == "update" {
+				want = 1
+			}
+			if got := counter(t, s.Path); got != want {
+				t.Errorf("counter %d in the fresh state, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestReadersDuringReplacement: while a writer moves corrupt files aside
+// and creates fresh databases in their place, readers find a state, no
+// state yet, or the corrupt file, and never move anything aside or fail
+// on a database being born.
+func TestReadersDuringReplacement(t *testing.T) {
 	s := newStore(t)
-	if err := os.WriteFile(s.Path, nil, 0o600); err != nil {
-		t.Fatal(err)
+	const rounds = 150
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var unexpected []error
+	var mu sync.Mutex
+	for range 2 {
+		wg.Go(func() {
+			r := &state.Store{Path: s.Path}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := r.View(func(tx *state.Tx) error { _, _, err := tx.Job("counter"); return err })
+				var ce *state.CorruptError
+				if err != nil && !errors.As(err, &ce) {
+					mu.Lock()
+					unexpected = append(unexpected, err)
+					mu.Unlock()
+				}
+			}
+		})
 	}
-	if err := s.Update(t.Context(), increment); err != nil {
-		t.Fatal(err)
+	n := 0
+	for i := range rounds {
+		// Every other round, the writer finds an empty file.
+		data := []byte("not a database")
+		if i%2 == 0 {
+			data = nil
+		}
+		if err := os.WriteFile(s.Path+".next", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(s.Path+".next", s.Path); err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(time.Duration(i) * time.Second)
+		s.Now = func() time.Time { return at }
+		if err := s.Update(t.Context(), increment); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		n++
 	}
-	if counter(t, s.Path) != 1 {
-		t.Error("no state written")
+	close(stop)
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Errorf("%d reads failed other than on a corrupt file, first: %v", len(unexpected), unexpected[0])
+	}
+	if m, _ := filepath.Glob(s.Path + ".corrupt-*"); len(m) != n {
+		t.Errorf("%d files moved aside, want one per replaced file (%d)", len(m), n)
 	}
 }
 
@@ -376,7 +489,9 @@ const oldJSON = `{"version":1,"jobs":{"tcp:db":{"failing":true,"failures":4,"fir
 "last_notified":"2026-11-21T11:05:00Z","since":"2026-11-21T11:00:00Z","last_slot":"2026-11-21T11:59+0000",
 "last_run":"2026-11-21T11:59:00Z","last_status":"CRITICAL","last_message":"refused"},
 "http:web":{"failing":false,"failures":0,"since":"2026-11-20T00:00:00Z","last_run":"2026-11-21T11:59:00Z","last_status":"OK","last_message":"200"}},
-"outbox":[{"job":"tcp:db","kind":"failure","subject":"tcp:db is failing","body":"b","to":["a@x","b@x"],"created":"2026-11-21T11:05:00Z","attempts":3,"last_error":"451"}],
+"outbox":[{"job":"tcp:db","kind":"failure","subject":"tcp:db is failing","body":"b","to":["a@x","b@x"],"created":"2026-11-21T11:05:00Z",
+"status":"CRITICAL","thread":"t-db","first":true,"queued":"2026-11-20T23:00:00Z","attempts":3,"last_error":"451"},
+{"job":"http:web","kind":"recovery","subject":"http:web is back","body":"r","to":["a@x"],"created":"2026-11-21T11:50:00Z","status":"OK"}],
 "last_run":{"tier":"minute","started":"2026-11-21T11:59:00Z","finished":"2026-11-21T11:59:01Z"},
 "mail":{"selfcheck_at":"2026-11-21T11:00:00Z","selfcheck_ok":true,"send_at":"2026-11-21T11:05:00Z","send_ok":false,"send_error":"451 try later"}}
 `
@@ -395,9 +510,27 @@ func TestMigrateJSONState(t *testing.T) {
 		if j, found, _ := tx.Job("http:web"); !found || j.Failing || j.LastStatus != "OK" {
 			t.Errorf("http:web = %+v", j)
 		}
+		if j.Thread != "t-db" || j.NotifiedStatus != "CRITICAL" || !j.FirstFailure.Equal(time.Date(2026, 11, 21, 11, 0, 0, 0, time.UTC)) ||
+			!j.Since.Equal(j.FirstFailure) || !j.LastRun.Equal(time.Date(2026, 11, 21, 11, 59, 0, 0, time.UTC)) || j.LastStatus != "CRITICAL" {
+			t.Errorf("tcp:db lost fields: %+v", j)
+		}
 		out, err := tx.Outbox()
-		if err != nil || len(out) != 1 || len(out[0].To) != 2 || out[0].To[1].Attempts != 3 || out[0].To[0].Done {
-			t.Errorf("outbox = %+v, %v", out, err)
+		if err != nil || len(out) != 2 {
+			t.Fatalf("outbox = %+v, %v", out, err)
+		}
+		slices.SortFunc(out, func(a, b state.Notice) int { return strings.Compare(a.Kind, b.Kind) })
+		f, r := out[0], out[1]
+		want := state.Notice{Job: "tcp:db", Kind: state.KindFailure, Subject: "tcp:db is failing", Body: "b",
+			To:      []state.Delivery{{To: "a@x", Attempts: 3, LastError: "451"}, {To: "b@x", Attempts: 3, LastError: "451"}},
+			Created: time.Date(2026, 11, 21, 11, 5, 0, 0, time.UTC), Status: "CRITICAL", Thread: "t-db", First: true,
+			Queued: time.Date(2026, 11, 20, 23, 0, 0, 0, time.UTC)}
+		if !noticesEqual(f, want) {
+			t.Errorf("failure notice = %+v\nwant %+v", f, want)
+		}
+		// A notice written before the JSON format had "queued" was queued
+		// when it was created.
+		if r.Status != "OK" || r.Thread != "" || r.First || !r.Queued.Equal(r.Created) || r.Created.IsZero() {
+			t.Errorf("recovery notice = %+v", r)
 		}
 		h, err := tx.Health()
 		if err != nil || h.LastRun.Tier != "minute" || h.Mail.SendOK || h.Mail.SendError != "451 try later" || !h.Mail.SelfCheckOK {
@@ -418,6 +551,117 @@ func TestMigrateJSONState(t *testing.T) {
 	names := dirNames(t, filepath.Dir(s.Path))
 	if fmt.Sprint(names) != "[checker.state checker.state.json-migrated checker.state.lock]" {
 		t.Errorf("directory holds %v", names)
+	}
+}
+
+// noticesEqual compares notices, times by instant.
+func noticesEqual(a, b state.Notice) bool {
+	if a.Job != b.Job || a.Kind != b.Kind || a.Subject != b.Subject || a.Body != b.Body || a.Status != b.Status ||
+		a.Thread != b.Thread || a.First != b.First || !a.Created.Equal(b.Created) || !a.Queued.Equal(b.Queued) ||
+		(a.Sending == nil) != (b.Sending == nil) || len(a.To) != len(b.To) {
+		return false
+	}
+	if a.Sending != nil && (a.Sending.PID != b.Sending.PID || !a.Sending.Started.Equal(b.Sending.Started) || !a.Sending.Expires.Equal(b.Sending.Expires)) {
+		return false
+	}
+	for i := range a.To {
+		x, y := a.To[i], b.To[i]
+		if x.To != y.To || x.Done != y.Done || x.Attempts != y.Attempts || !x.LastTry.Equal(y.LastTry) || x.LastError != y.LastError {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMigrateJSONClaims: the claims of the JSON state (one per job, and
+// one per notice being delivered) that have not expired are carried into
+// the database, one claims record per invocation, so that the first run
+// after the upgrade does not start a second copy of a job that an
+// invocation of the earlier release is still running, nor send a notice it
+// is sending. Expired and damaged claims hold nothing and are dropped.
+func TestMigrateJSONClaims(t *testing.T) {
+	sleeper := exec.CommandContext(t.Context(), "sleep", "600")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sleeper.Process.Kill()
+		sleeper.Wait()
+	})
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	alive, dead := sleeper.Process.Pid, gone.Process.Pid
+	at := func(min int) string { return t0.Add(time.Duration(min) * time.Minute).Format(time.RFC3339) }
+	claim := func(pid, started, expires int) string {
+		return fmt.Sprintf(`{"pid":%d,"started":%q,"expires":%q}`, pid, at(started), at(expires))
+	}
+	doc := `{"version":1,"jobs":{
+"command:backup":{"last_slot":"s","running":` + claim(alive, -3, 10) + `},
+"tcp:db":{"last_slot":"s","running":` + claim(alive, -1, 5) + `},
+"http:crashed":{"running":` + claim(dead, -2, 20) + `},
+"http:expired":{"running":` + claim(alive, -90, -30) + `},
+"http:no-pid":{"running":` + claim(0, -1, 5) + `},
+"http:too-long":{"running":` + claim(alive, -1, 48*60) + `},
+"http:idle":{}},
+"outbox":[{"job":"tcp:db","kind":"failure","to":["a@x"],"created":` + strconv.Quote(at(-1)) + `,"sending":` + claim(alive, -1, 2) + `},
+{"job":"http:web","kind":"failure","to":["a@x"],"created":` + strconv.Quote(at(-9)) + `,"sending":` + claim(alive, -9, -7) + `}]}`
+	s := newStore(t)
+	s.Now = func() time.Time { return t0 }
+	if err := os.WriteFile(s.Path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *state.Tx) error {
+		all, err := tx.AllClaims()
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(all, func(a, b state.Claims) int { return a.PID - b.PID })
+		got := map[int]string{}
+		for _, c := range all {
+			got[c.PID] = fmt.Sprintf("%v %s %s", c.Jobs, c.Started.UTC().Format(time.RFC3339), c.Expires.UTC().Format(time.RFC3339))
+		}
+		want := map[int]string{
+			// One invocation: its jobs, from its first claim to its last expiry.
+			alive: fmt.Sprintf("[command:backup tcp:db] %s %s", at(-3), at(10)),
+			// A run that died: its job counts as run in its slot, and it
+			// is reported as a crashed run, until the claim expires.
+			dead: fmt.Sprintf("[http:crashed] %s %s", at(-2), at(20)),
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("claims = %v\nwant     %v", got, want)
+		}
+		running, err := tx.Running(t0)
+		if err != nil || fmt.Sprint(running) != "map[command:backup:true tcp:db:true]" {
+			t.Errorf("Running = %v, %v", running, err)
+		}
+		h, err := tx.Health()
+		if err != nil || len(h.Running) != 2 {
+			t.Errorf("health running = %+v, %v", h.Running, err)
+		}
+		if c := h.Crashed(t0); !strings.Contains(c, strconv.Itoa(dead)) {
+			t.Errorf("Crashed = %q, want the run that died (pid %d)", c, dead)
+		}
+		out, err := tx.Outbox()
+		if err != nil || len(out) != 2 {
+			t.Fatalf("outbox = %+v, %v", out, err)
+		}
+		for _, n := range out {
+			switch n.Job {
+			case "tcp:db":
+				if n.Sending == nil || n.Sending.PID != alive || !n.Sending.Alive(t0) {
+					t.Errorf("the claim of a notice being sent was dropped: %+v", n.Sending)
+				}
+			case "http:web":
+				if n.Sending != nil {
+					t.Errorf("an expired sending claim was kept: %+v", n.Sending)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
