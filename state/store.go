@@ -92,6 +92,10 @@ type PermissionError struct {
 }
 
 func (e *PermissionError) Error() string {
+	if e.Foreign && e.Dir != "" {
+		return fmt.Sprintf("state directory %s belongs to %s; running as %s would create the state file %s there as %s: run checker as that user (sudo -u %s checker …)",
+			e.Dir, e.Owner, e.User, e.Path, e.User, e.Owner)
+	}
 	if e.Foreign {
 		return fmt.Sprintf("state file %s belongs to %s; running as %s would take it over: run checker as that user (sudo -u %s checker …)", e.Path, e.Owner, e.User, e.Owner)
 	}
@@ -512,7 +516,11 @@ func (s *Store) checkOwner() error {
 		return nil // the open reports it
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		return &PermissionError{Path: s.Path, Owner: ownerOf(path), User: currentUser(), Foreign: true}
+		pe := &PermissionError{Path: s.Path, Owner: ownerOf(path), User: currentUser(), Foreign: true}
+		if path != s.Path {
+			pe.Dir = path
+		}
+		return pe
 	}
 	return nil
 }

@@ -801,7 +801,7 @@ func TestRootRefusesAnotherUsersState(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = (&state.Store{Path: filepath.Join(dir, "checker.state")}).Update(t.Context(), increment)
-	if !errors.As(err, &pe) || !pe.Foreign {
+	if !errors.As(err, &pe) || !pe.Foreign || !strings.Contains(err.Error(), "state directory "+dir+" belongs to ") {
 		t.Errorf("Update in another user's directory = %v", err)
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
