@@ -459,20 +459,6 @@ func (r *Runner) RunNow(ctx context.Context, jobs []*Job, record bool) ([]Outcom
 // heartbeat store was unreachable): no result, so no change of status.
 const notChecked = "not checked: "
 
-// severity orders the status words as Icinga does: CRITICAL over UNKNOWN
-// over WARNING over OK.
-func severity(status string) int {
-	switch status {
-	case "WARNING":
-		return 1
-	case "UNKNOWN":
-		return 2
-	case "CRITICAL":
-		return 3
-	}
-	return 0
-}
-
 // rememberDiscovered keeps the heartbeat services seen for the first
 // time, so that a service whose heartbeat later vanishes is dead, not
 // forgotten, whichever command saw it first.
@@ -614,7 +600,7 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 		fn := failureNotice(j, next, res, host, to, now)
 		fn.First = first
 		if d == Escalate {
-			if severity(status) > severity(prev.NotifiedStatus) {
+			if notify.Severity(status) > notify.Severity(prev.NotifiedStatus) {
 				fn.Subject = fmt.Sprintf("%s escalated to %s: %s", j.Name, status, subjectMessage(res))
 			} else {
 				fn.Subject = fmt.Sprintf("%s is now %s (was %s): %s", j.Name, status, prev.NotifiedStatus, subjectMessage(res))

@@ -272,10 +272,10 @@ func jobList(items []state.Notice) string {
 	return strings.Join(jobs, ", ")
 }
 
-// severity orders the status words for a digest's X-Checker-State, as
-// Icinga sorts them: CRITICAL over UNKNOWN over WARNING over OK; -1 for
-// anything else.
-func severity(status string) int {
+// Severity orders the status words as Icinga sorts them (for a digest's
+// X-Checker-State, an escalation's wording): CRITICAL over UNKNOWN over
+// WARNING over OK; -1 for anything else.
+func Severity(status string) int {
 	switch status {
 	case "OK":
 		return 0
@@ -293,7 +293,7 @@ func severity(status string) int {
 func worstState(items []state.Notice) string {
 	worst := ""
 	for _, n := range items {
-		if st := statusOf(n); worst == "" || severity(st) > severity(worst) {
+		if st := statusOf(n); worst == "" || Severity(st) > Severity(worst) {
 			worst = st
 		}
 	}
@@ -303,7 +303,7 @@ func worstState(items []state.Notice) string {
 // statusOf is the status word a notice reports.
 func statusOf(n state.Notice) string {
 	st := strings.ToUpper(strings.TrimSpace(n.Status))
-	if severity(st) >= 0 {
+	if Severity(st) >= 0 {
 		return st
 	}
 	switch n.Kind {
