@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,8 +40,9 @@ import (
 // found by a sweep over the open connections, at most every sweepEvery,
 // and only when the cap is reached.
 type connTracker struct {
-	max int
-	now clock
+	max  int
+	now  clock
+	open atomic.Int64 // len(conns), for crowded
 
 	mu          sync.Mutex // guards the fields below
 	conns       map[net.Conn]*tracked
@@ -185,11 +187,16 @@ func (ct *connTracker) hook(c net.Conn, st http.ConnState) {
 			m.cancel()
 		}
 	}
+	ct.open.Store(int64(len(ct.conns)))
 	ct.mu.Unlock()
 	if victim != nil {
 		closeRaw(victim)
 	}
 }
+
+// crowded reports whether an eighth of the cap or more is in use: far
+// more connections than peers, scripts and monitoring open.
+func (ct *connTracker) crowded() bool { return ct.open.Load() >= int64(ct.max/8) }
 
 // answered tells the tracker that the answer on c is out while the rest of
 // an unread request body is being drained: c may go first to make room.

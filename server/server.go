@@ -233,8 +233,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// Nobody read the body: net/http reads on, up to 256 KiB, as
 		// slowly as the client sends, and the connection stays active. A
 		// second is enough for a client that is merely sending to finish
-		// and read the answer; meanwhile the cap may close it first.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainWait))
+		// and read the answer; meanwhile the cap may close it first. With
+		// an eighth of the cap in use, there is no second to give: a draining
+		// connection holds a goroutine and buffers (about 30 KiB) that a
+		// flood of such requests would multiply, so the connection closes
+		// once the answer is out.
+		wait := drainWait
+		if s.conns.crowded() {
+			wait = 0
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(wait))
 		if c := connOf(r); c != nil {
 			s.conns.answered(c)
 		}

@@ -1,7 +1,9 @@
 // Command serveload measures a running `checker serve` the way peers and
 // attackers meet it: GET / throughput with an empty state and with one of
 // 10,000 jobs, then floods (GET / and /status from many connections, idle
-// keep-alive connections beyond the cap, slowloris) while a peer-style
+// keep-alive connections beyond the cap, slowloris, connections that
+// pipeline 2,000 GET / with a 4 KiB receive buffer and never read, pushes
+// whose body never comes; the last two from 127.0.0.3) while a peer-style
 // prober on 127.0.0.2 asks GET / with a one-second timeout. It reports
 // requests per second, the prober's failures and slowest answer, and the
 // server's peak RSS (VmHWM). bench/serve.sh builds the binary and runs this.
@@ -43,9 +45,9 @@ func main() {
 	idle := flag.Int("idle", 10000, "idle keep-alive connections of the exhaustion flood")
 	slow := flag.Int("slow", 5000, "slowloris connections")
 	pipelined := flag.Int("pipelined", 15000, "connections of the unread-pipelining flood, at most")
-	slowPush := flag.Int("slowpush", 3000, "connections of the slow-push-body flood, at most")
+	slowPush := flag.Int("slowpush", 15000, "connections of the slow-push-body flood, at most")
 	only := flag.String("only", "", "run only the rows whose load contains this text")
-	rate := flag.Int("rate", 600, "new connections per second of the pipelining and slow-push floods")
+	rate := flag.Int("rate", 1500, "new connections per second of the pipelining and slow-push floods")
 	flag.Parse()
 	if *probeAddr != "" {
 		probeLoop(*probeAddr, *probeFor)
@@ -119,10 +121,10 @@ func run(bin string, dur time.Duration, fl floods) error {
 			srv.measure(name, fmt.Sprintf("%d slowloris conns (cap %d)", slow, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, slowloris(ctx, srv.addr, slow)
 			}),
-			srv.measure(name, fmt.Sprintf("%d conns × 2000 pipelined GET /, never read (cap %d)", fl.pipelined, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
+			srv.measure(name, fmt.Sprintf("%d conns/s (≤%d) × 2000 pipelined GET /, unread (cap %d)", fl.rate, fl.pipelined, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, opener(ctx, srv.addr, fl.rate, fl.pipelined, 4096, pipelinedGets)
 			}),
-			srv.measure(name, fmt.Sprintf("%d conns pushing a body a byte at most (cap %d)", fl.slowPush, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
+			srv.measure(name, fmt.Sprintf("%d conns/s (≤%d) push 1 of 60000 body bytes (cap %d)", fl.rate, fl.slowPush, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, opener(ctx, srv.addr, fl.rate, fl.slowPush, 0, slowPushBody)
 			}),
 		)
