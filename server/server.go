@@ -48,8 +48,8 @@ const (
 	// connection costs: a client pipelining thousands of requests in one
 	// write would otherwise keep a goroutine answering for as long, while
 	// the accept loop, and with it a peer's new connection, waits its turn.
-	// Peers make one request per connection; nobody else needs more than a
-	// few.
+	// Peers make one request per connection; a browser or scraper that
+	// makes more opens another connection without a word.
 	maxConnRequests = 100
 	// maxPipelined is how many requests in a row a connection may send
 	// before it has had the previous answer (HTTP pipelining, which no
@@ -209,7 +209,8 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 // connection is marked so, and the cap may close it once it stalled.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	mux := s.mux.Load()
-	if m := marksOf(connOf(r)); m != nil {
+	m := marksOf(connOf(r))
+	if m != nil {
 		// Only this connection's goroutine serves its requests, one at a
 		// time: the counts need no lock.
 		if m.nextRequest() {
@@ -221,10 +222,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
 		return
 	}
-	body := &watchedBody{ReadCloser: r.Body, marks: marksOf(connOf(r))}
-	if body.marks != nil {
-		body.marks.waitBody()
-		defer body.marks.bodyDone()
+	body := &watchedBody{ReadCloser: r.Body, marks: m}
+	if m != nil {
+		m.waitBody()
+		defer m.bodyDone()
 	}
 	r.Body = body
 	gw := &guardedWriter{ResponseWriter: w, body: body}
