@@ -1,12 +1,14 @@
 #!/bin/sh
 # bench/serve.sh: `checker serve` under load (bench/cmd/serveload): GET /
 # requests per second with an empty state and with 10,000 jobs, then floods
-# (GET / and /status, idle keep-alive connections beyond the cap, slowloris)
-# while a peer-style prober on 127.0.0.2 asks GET / with a 1 s timeout; with
+# (GET / and /status, idle keep-alive connections beyond the cap, slowloris,
+# 2,000 pipelined GET / per connection never read, push bodies that never
+# come) while a peer-style prober on 127.0.0.2 asks GET / with a 1 s timeout; with
 # serve's RSS after each. All on loopback; the load generator shares the
 # machine's CPUs with serve, so requests/s is a floor.
 #
-# Usage: bench/serve.sh [serveload flags: -for 5s -conns 32 -idle 10000 -slow 5000]
+# Usage: bench/serve.sh [serveload flags: -for 5s -conns 32 -idle 10000 -slow 5000
+#        -rate 1500 -pipelined 15000 -slowpush 15000 -only TEXT]
 # Environment: GO (go), CHECKER_BIN (a built binary; default: build one).
 set -eu
 cd "$(dirname "$0")/.."

@@ -34,8 +34,9 @@ type PushOptions struct {
 	// from this machine. Nil means by the TCP peer address (RemoteAddr),
 	// never by forwarding headers, which the client writes.
 	IsLoopback func(*http.Request) bool
-	// MaxInFlight bounds the pushes received and stored at once; more wait
-	// up to two seconds for a turn, then get 503. Zero means
+	// MaxInFlight bounds the pushes received and stored at once; up to
+	// three times as many more wait up to two seconds for a turn, then get
+	// 503; beyond those, a push gets 503 at once. Zero means
 	// DefaultPushInFlight.
 	MaxInFlight int
 	// StoreTimeout bounds one store write; zero means DefaultStoreTimeout.
@@ -53,6 +54,14 @@ const (
 	// bodyTimeout bounds reading a push body: 64 KiB take a moment even on
 	// a slow link, and a slower client holds a turn others need.
 	bodyTimeout = 5 * time.Second
+	// bodyStall is how long a push body may stop coming before the push
+	// is refused: a client that sends nothing for a second while holding
+	// a turn is not pushing, it is holding the turn.
+	bodyStall = time.Second
+	// waitersPerTurn is how many pushes may wait for a turn per turn; a
+	// waiting push holds a connection and a goroutine, and a queue longer
+	// than this would not be served within turnWait anyway.
+	waitersPerTurn = 3
 	// turnWait is how long a push waits for a turn.
 	turnWait = 2 * time.Second
 	// drainWait is how long the rest of a refused push's body is read.
@@ -100,7 +109,7 @@ func NewPushHandler(store Store, o PushOptions) http.Handler {
 	if o.StoreTimeout <= 0 {
 		o.StoreTimeout = DefaultStoreTimeout
 	}
-	h := &pushHandler{store: store, o: o, turns: make(chan struct{}, o.MaxInFlight)}
+	h := &pushHandler{store: store, o: o, bodyStall: bodyStall, turns: make(chan struct{}, o.MaxInFlight), waiters: make(chan struct{}, waitersPerTurn*o.MaxInFlight)}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
 		h.tokenSum = sum[:]
@@ -109,10 +118,12 @@ func NewPushHandler(store Store, o PushOptions) http.Handler {
 }
 
 type pushHandler struct {
-	store    Store
-	o        PushOptions
-	tokenSum []byte // SHA-256 of the token; nil when none is required
-	turns    chan struct{}
+	store     Store
+	o         PushOptions
+	tokenSum  []byte // SHA-256 of the token; nil when none is required
+	bodyStall time.Duration
+	turns     chan struct{}
+	waiters   chan struct{} // pushes waiting for a turn
 }
 
 func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -156,10 +167,16 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { <-h.turns }()
 
-	// A body that trickles in holds a turn; it gets a few seconds. (The
-	// socket's deadline is on the real clock, not the injected one.)
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxMessageSize))
+	// A body that trickles in holds a turn; it gets a few seconds, and
+	// may not stop coming for longer than bodyStall. (The socket's
+	// deadlines are on the real clock, not the injected one.) Without a
+	// body there is nothing to wait for, and a read deadline would only
+	// end the request: net/http watches the idle connection meanwhile.
+	var in io.ReadCloser = http.NoBody
+	if r.Body != nil && r.Body != http.NoBody {
+		in = &stallReader{ReadCloser: r.Body, rc: http.NewResponseController(w), stall: h.bodyStall, end: time.Now().Add(bodyTimeout)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, in, MaxMessageSize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -203,13 +220,38 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "OK\n")
 }
 
+// stallReader reads a request body, giving each read at most stall and
+// all of them together until end.
+type stallReader struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	stall time.Duration
+	end   time.Time
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	d := time.Now().Add(s.stall)
+	if d.After(s.end) {
+		d = s.end
+	}
+	_ = s.rc.SetReadDeadline(d)
+	return s.ReadCloser.Read(p)
+}
+
 // takeTurn waits for one of the MaxInFlight turns, up to turnWait or until
-// the client leaves.
+// the client leaves; when the waiters are already as many as it allows, it
+// does not wait.
 func (h *pushHandler) takeTurn(ctx context.Context) bool {
 	select {
 	case h.turns <- struct{}{}:
 		return true
 	default:
+	}
+	select {
+	case h.waiters <- struct{}{}:
+		defer func() { <-h.waiters }()
+	default:
+		return false
 	}
 	t := time.NewTimer(turnWait)
 	defer t.Stop()

@@ -1,10 +1,12 @@
 package heartbeat
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -336,5 +338,76 @@ func TestPushHandlerWithoutPathWildcard(t *testing.T) {
 	}
 	if _, ok, err := store.Get(context.Background(), "cronjob"); !ok || err != nil {
 		t.Errorf("Get(cronjob) = %v, %v", ok, err)
+	}
+}
+
+// TestPushWaitersBound: beyond the pushes that may wait for a turn, a push
+// is told to retry at once rather than holding its connection.
+func TestPushWaitersBound(t *testing.T) {
+	store := blockingStore{Store: openTestLocal(t), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	srv := httptest.NewServer(NewPushHandler(store, PushOptions{MaxInFlight: 1, StoreTimeout: time.Hour}))
+	t.Cleanup(srv.Close)
+	holder := make(chan pushReply, 1)
+	go func() { holder <- doPush(t, srv, "POST", "/heartbeat/holder", "", nil) }()
+	<-store.entered // the only turn is taken until the store is released
+
+	// waitersPerTurn of them wait; one more is refused without waiting.
+	results := make(chan pushReply, waitersPerTurn+1)
+	for i := range waitersPerTurn + 1 {
+		go func() { results <- doPush(t, srv, "POST", fmt.Sprintf("/heartbeat/w%d", i), "", nil) }()
+	}
+	if r := <-results; r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "busy") {
+		t.Errorf("first answer while the turn is held: %d %q, want 503 busy", r.code, r.body)
+	}
+	go func() {
+		for range store.entered {
+		}
+	}()
+	close(store.release)
+	for range waitersPerTurn {
+		if r := <-results; r.code != 200 {
+			t.Errorf("push that waited for a turn: %d %q, want 200", r.code, r.body)
+		}
+	}
+	if r := <-holder; r.code != 200 {
+		t.Errorf("push holding the turn: %d %q, want 200", r.code, r.body)
+	}
+	close(store.entered)
+}
+
+// TestPushBodyStall: a push whose body stops coming loses its turn after
+// bodyStall, long before bodyTimeout, and a push waiting for the turn gets
+// it.
+func TestPushBodyStall(t *testing.T) {
+	h := NewPushHandler(openTestLocal(t), PushOptions{MaxInFlight: 1})
+	ph := h.(*pushHandler)
+	ph.bodyStall = 100 * time.Millisecond // turnWait is 2s
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "POST /heartbeat/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(ph.turns) == 0 { // until the slow push holds the turn
+		if time.Now().After(deadline) {
+			t.Fatal("the slow push never took the turn")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r := doPush(t, srv, "POST", "/heartbeat/quick", "", nil); r.code != 200 {
+		t.Errorf("push waiting behind a stalled body: %d %q, want 200", r.code, r.body)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("stalled push got no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("stalled push: %d, want 400", resp.StatusCode)
 	}
 }

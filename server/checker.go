@@ -10,6 +10,9 @@ import (
 	"checker/ui"
 )
 
+// answerWrite bounds the writing of the verdict's answers.
+const answerWrite = 2 * time.Second
+
 // Checker is what `checker serve` serves, from its settings.
 type Checker struct {
 	// ServerName and Version are reported by GET /status.
@@ -76,9 +79,12 @@ func (c Checker) Routes() []Route {
 		Privileged: Bearer(c.PushToken),
 		Log:        c.Log,
 	})
+	// The verdict's answers are small and come from memory: a client that
+	// has not taken one within answerWrite does not read (it may pipeline
+	// requests whose answers it never reads), and its connection goes.
 	routes := []Route{
-		{Pattern: "GET /{$}", Handler: http.HandlerFunc(p.ServeVerdict)},
-		{Pattern: "GET /status", Handler: http.HandlerFunc(p.ServeStatus)},
+		{Pattern: "GET /{$}", Handler: http.HandlerFunc(p.ServeVerdict), WriteTimeout: answerWrite},
+		{Pattern: "GET /status", Handler: http.HandlerFunc(p.ServeStatus), WriteTimeout: answerWrite},
 	}
 	if c.Heartbeats != nil {
 		routes = append(routes, Route{

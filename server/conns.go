@@ -7,36 +7,61 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // connTracker caps the open connections of an http.Server. It sees every
 // connection through the server's ConnState hook, which runs for StateNew
 // in the accept loop before the connection is served. When a new
-// connection takes the count over the cap, one that has no request being
-// answered is closed to make room; a request being answered is never cut.
+// connection takes the count over the cap, one that is not being served
+// is closed to make room; a request that makes progress is never cut.
 // Only when every other connection is busy answering is the newcomer itself
 // closed. The victim is, in this order:
 //
 //  1. a connection whose answer is out but whose request body is still
 //     being drained (see Server.serveHTTP): it has had what it came for;
-//  2. of the client address holding the most waiting connections (idle
-//     keep-alive, or no complete request header yet, as slowloris), the one
+//  2. of the client address holding the most waiting connections, the one
 //     waiting longest; among addresses holding as many, the one waiting
-//     longest overall.
+//     longest overall. Waiting are: idle keep-alive connections, those
+//     with no complete request header yet (slowloris), and stalled ones,
+//     whose request has made no progress for stallAfter: its answer is
+//     blocked in a write because the client does not read (as when it
+//     pipelines requests and never reads the answers), or its handler
+//     waits on a request body that does not come (a push trickling in, or
+//     waiting for a turn). A stalled connection counts as waiting from
+//     when the cap notices it, so a client's idle connections go before
+//     its stalled ones.
 //
 // So one flooding host pushes out its own connections, not a peer's, and
 // with many hosts of one connection each, the longest waiting goes first.
+//
+// Idle and new connections are listed as their state changes; stalls are
+// found by a sweep over the open connections, at most every sweepEvery,
+// and only when the cap is reached.
 type connTracker struct {
-	max int
+	max  int
+	now  clock
+	open atomic.Int64 // len(conns), for crowded
 
-	mu       sync.Mutex // guards the fields below
-	conns    map[net.Conn]*tracked
-	clients  map[netip.Addr]*client
-	draining list
-	seq      uint64 // stamps connections as they start to wait
-	shed     uint64
-	refused  uint64
+	mu          sync.Mutex // guards the fields below
+	conns       map[net.Conn]*tracked
+	clients     map[netip.Addr]*client
+	draining    list
+	seq         uint64        // stamps connections as they start to wait
+	lastSweep   time.Duration // when stalls were last looked for
+	shed        uint64
+	shedStalled uint64
+	refused     uint64
 }
+
+// How often the cap looks for stalled connections while it is reached:
+// at most every sweepEvery, and again after sweepAgain when the newcomer
+// itself would be refused.
+const (
+	sweepEvery = 20 * time.Millisecond
+	sweepAgain = time.Millisecond
+)
 
 // client is the connections of one client address.
 type client struct {
@@ -49,6 +74,8 @@ type client struct {
 // tracked is one open connection.
 type tracked struct {
 	c          net.Conn
+	sc         *stallConn // c's stall marks; nil for a connection of another listener
+	stalled    bool       // listed as waiting because its request stalled
 	cl         *client
 	seq        uint64 // when it started waiting
 	in         *list  // the list it is in, if any
@@ -82,29 +109,36 @@ func (l *list) remove(t *tracked) {
 	t.prev, t.next, t.in = nil, nil, nil
 }
 
-func newConnTracker(max int) *connTracker {
-	return &connTracker{max: max, conns: make(map[net.Conn]*tracked), clients: make(map[netip.Addr]*client)}
+func newConnTracker(max int, now clock) *connTracker {
+	return &connTracker{max: max, now: now, conns: make(map[net.Conn]*tracked), clients: make(map[netip.Addr]*client)}
 }
 
 // ConnStats counts what the connection cap did.
 type ConnStats struct {
 	// Open is the number of connections open now; Waiting how many of them
-	// have no request being answered.
-	Open, Waiting int
+	// have no request being answered, or one that stalled (Stalled of
+	// them; stalls are looked for only at the cap).
+	Open, Waiting, Stalled int
 	// Clients is the number of client addresses with open connections.
 	Clients int
 	// Shed counts connections closed to make room for a newer one;
 	// Refused counts new connections closed because every other one was
-	// busy answering a request.
-	Shed, Refused uint64
+	// busy answering a request. ShedStalled counts the shed connections
+	// whose request had stalled.
+	Shed, ShedStalled, Refused uint64
 }
 
 func (ct *connTracker) stats() ConnStats {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	st := ConnStats{Open: len(ct.conns), Clients: len(ct.clients), Shed: ct.shed, Refused: ct.refused}
+	st := ConnStats{Open: len(ct.conns), Clients: len(ct.clients), Shed: ct.shed, ShedStalled: ct.shedStalled, Refused: ct.refused}
 	for _, cl := range ct.clients {
 		st.Waiting += cl.n
+	}
+	for _, t := range ct.conns {
+		if t.stalled {
+			st.Stalled++
+		}
 	}
 	for t := ct.draining.head; t != nil; t = t.next {
 		st.Waiting++
@@ -118,15 +152,19 @@ func (ct *connTracker) hook(c net.Conn, st http.ConnState) {
 	ct.mu.Lock()
 	switch st {
 	case http.StateNew:
-		t := &tracked{c: c, cl: ct.clientOf(c)}
+		t := &tracked{c: c, sc: marksOf(c), cl: ct.clientOf(c)}
 		t.cl.open++
 		ct.conns[c] = t
 		ct.wait(t)
 		if len(ct.conns) > ct.max {
-			v := ct.victim()
-			if v == t {
+			v := ct.victim(t)
+			switch {
+			case v == t:
 				ct.refused++
-			} else {
+			case v.stalled:
+				ct.shed++
+				ct.shedStalled++
+			default:
 				ct.shed++
 			}
 			ct.drop(v)
@@ -145,12 +183,20 @@ func (ct *connTracker) hook(c net.Conn, st http.ConnState) {
 		if t := ct.conns[c]; t != nil {
 			ct.drop(t)
 		}
+		if m := marksOf(c); st == http.StateClosed && m != nil && m.cancel != nil {
+			m.cancel()
+		}
 	}
+	ct.open.Store(int64(len(ct.conns)))
 	ct.mu.Unlock()
 	if victim != nil {
 		closeRaw(victim)
 	}
 }
+
+// crowded reports whether an eighth of the cap or more is in use: far
+// more connections than peers, scripts and monitoring open.
+func (ct *connTracker) crowded() bool { return ct.open.Load() >= int64(ct.max/8) }
 
 // answered tells the tracker that the answer on c is out while the rest of
 // an unread request body is being drained: c may go first to make room.
@@ -194,6 +240,7 @@ func (ct *connTracker) unlist(t *tracked) {
 		t.cl.n--
 	}
 	t.in.remove(t)
+	t.stalled = false
 }
 
 // drop forgets t.
@@ -207,11 +254,51 @@ func (ct *connTracker) drop(t *tracked) {
 }
 
 // victim picks the connection to close, as the type's comment says. The
-// newest connection is always waiting, so there is one.
-func (ct *connTracker) victim() *tracked {
+// newcomer is always waiting, so there is one.
+func (ct *connTracker) victim(newcomer *tracked) *tracked {
 	if t := ct.draining.head; t != nil {
 		return t
 	}
+	now := ct.now()
+	if now-ct.lastSweep >= sweepEvery {
+		ct.sweep(now, newcomer)
+	}
+	for {
+		v := ct.longestWaiting()
+		switch {
+		case v == newcomer && now-ct.lastSweep >= sweepAgain:
+			// Before refusing a newcomer, which may be a peer's, look
+			// again for requests that stalled since the last sweep.
+			ct.sweep(now, newcomer)
+		case v.stalled && !v.sc.stalled(now):
+			// Its request moved on (a write went out, the body came):
+			// it is busy again.
+			ct.unlist(v)
+		default:
+			return v
+		}
+	}
+}
+
+// sweep lists as waiting the connections whose request has stalled, and
+// puts the newcomer back at the end of its client's list: it has waited
+// less than any of them.
+func (ct *connTracker) sweep(now time.Duration, newcomer *tracked) {
+	ct.lastSweep = now
+	for _, t := range ct.conns {
+		if t.in == nil && t.sc != nil && t.sc.stalled(now) {
+			ct.wait(t)
+			t.stalled = true
+		}
+	}
+	ct.unlist(newcomer)
+	ct.wait(newcomer)
+}
+
+// longestWaiting returns, of the client holding the most waiting
+// connections, the one waiting longest (ties between clients: the one
+// waiting longest overall), or nil when none waits.
+func (ct *connTracker) longestWaiting() *tracked {
 	var best *tracked
 	bestN := 0
 	for _, cl := range ct.clients {
@@ -226,10 +313,16 @@ func (ct *connTracker) victim() *tracked {
 	return best
 }
 
-// closeRaw closes the socket under c at once. A TLS connection's own Close
-// would first try to send a close_notify alert, which can block the accept
-// loop on a client that reads nothing.
+// closeRaw closes the socket under c at once, and cancels the context of
+// the request being served on it, if any: a handler waiting on something
+// (a turn, a store) is not told by net/http while the request's body is
+// unread. A TLS connection's own Close would first try to send a
+// close_notify alert, which can block the accept loop on a client that
+// reads nothing.
 func closeRaw(c net.Conn) {
+	if m := marksOf(c); m != nil && m.cancel != nil {
+		m.cancel()
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
@@ -240,9 +333,14 @@ func closeRaw(c net.Conn) {
 type connKey struct{}
 
 // withConn is the http.Server's ConnContext: it lets a handler tell the
-// tracker about its connection.
+// tracker about its connection, and the tracker cancel the requests of a
+// connection it closes.
 func withConn(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+	ctx = context.WithValue(ctx, connKey{}, c)
+	if m := marksOf(c); m != nil {
+		ctx, m.cancel = context.WithCancel(ctx)
+	}
+	return ctx
 }
 
 // connOf returns the connection r came on, or nil.

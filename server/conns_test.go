@@ -36,9 +36,16 @@ func (c *fakeConn) RemoteAddr() net.Addr {
 func TestConnTrackerSheds(t *testing.T) {
 	type event struct {
 		conn  string
-		state http.ConnState // or answered, for the unread-body guard's call
+		state http.ConnState // or one of the pseudo-states below
 	}
-	const answered = http.ConnState(-1)
+	const (
+		answered  = http.ConnState(-1) // the unread-body guard's call
+		writes    = http.ConnState(-2) // a write starts and blocks
+		waitsBody = http.ConnState(-3) // the handler waits on the body
+		moves     = http.ConnState(-4) // the write or body makes progress
+		later     = http.ConnState(-5) // a second passes (conn is ignored)
+		soon      = http.ConnState(-6) // a millisecond passes
+	)
 	tests := []struct {
 		name        string
 		max         int
@@ -46,6 +53,8 @@ func TestConnTrackerSheds(t *testing.T) {
 		wantClosed  []string
 		wantShed    uint64
 		wantRefused uint64
+		// wantShedStalled is how many of wantShed had stalled.
+		wantShedStalled uint64
 	}{
 		{
 			name:   "under the cap nothing is closed",
@@ -145,26 +154,102 @@ func TestConnTrackerSheds(t *testing.T) {
 			},
 			wantClosed: []string{"a", "b"}, wantShed: 2,
 		},
+		{
+			name: "an answer blocked in a write goes before a newcomer is refused",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"a", http.StateActive}, {"b", http.StateNew}, {"b", http.StateActive},
+				{"a", writes}, {"", later}, {"c", http.StateNew},
+			},
+			wantClosed: []string{"a"}, wantShed: 1, wantShedStalled: 1,
+		},
+		{
+			name: "a write that has not stalled yet is busy",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"a", http.StateActive}, {"b", http.StateNew}, {"b", http.StateActive},
+				{"a", writes}, {"", soon}, {"c", http.StateNew},
+			},
+			wantClosed: []string{"c"}, wantRefused: 1,
+		},
+		{
+			name: "a handler waiting on a body that does not come goes",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"a", http.StateActive}, {"a", waitsBody}, {"b", http.StateNew}, {"b", http.StateActive},
+				{"", later}, {"c", http.StateNew},
+			},
+			wantClosed: []string{"a"}, wantShed: 1, wantShedStalled: 1,
+		},
+		{
+			name: "a client's idle connections go before its stalled ones",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"a", http.StateActive}, {"a", writes},
+				{"b", http.StateNew}, {"b", http.StateActive}, {"b", http.StateIdle},
+				{"", later}, {"c", http.StateNew},
+			},
+			wantClosed: []string{"b"}, wantShed: 1,
+		},
+		{
+			name: "the host holding the most stalled connections loses one, not the peer",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"a", http.StateActive}, {"a", writes},
+				{"b", http.StateNew}, {"b", http.StateActive}, {"b", waitsBody},
+				{"", later}, {"peer@9", http.StateNew}, {"peer2@8", http.StateNew},
+			},
+			wantClosed: []string{"a", "b"}, wantShed: 2, wantShedStalled: 2,
+		},
+		{
+			name: "a stalled request that moved on is busy again",
+			max:  2,
+			events: []event{
+				{"a", http.StateNew}, {"a", http.StateActive}, {"a", writes}, {"b", http.StateNew},
+				{"", later}, {"c", http.StateNew}, // a is found stalled; b waited longest
+				{"a", moves}, {"", soon}, {"d", http.StateNew}, // a is busy: c waited longest
+			},
+			wantClosed: []string{"b", "c"}, wantShed: 2,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ct := newConnTracker(tt.max)
-			conns := map[string]*fakeConn{}
+			now := time.Second // the tracker's clock; zero means never
+			clock := func() time.Duration { return now }
+			ct := newConnTracker(tt.max, clock)
+			conns := map[string]*stallConn{}
 			var order []string
 			for _, e := range tt.events {
+				switch e.state {
+				case later:
+					now += time.Second
+					continue
+				case soon:
+					now += time.Millisecond
+					continue
+				}
 				c := conns[e.conn]
 				if c == nil {
-					c = &fakeConn{name: e.conn}
+					c = &stallConn{Conn: &fakeConn{name: e.conn}, now: clock}
 					conns[e.conn] = c
 				}
-				before := c.closed
-				if e.state == answered {
+				fc := c.Conn.(*fakeConn)
+				before := fc.closed
+				switch e.state {
+				case answered:
 					ct.answered(c)
-				} else {
+				case writes:
+					c.writing.Store(int64(now))
+				case waitsBody:
+					c.waitBody()
+				case moves:
+					c.writing.Store(0)
+					c.bodyDone()
+				default:
 					ct.hook(c, e.state)
 				}
-				for name, fc := range conns {
-					if fc.closed && !(fc == c && before) && !contains(order, name) {
+				for name, sc := range conns {
+					if closed := sc.Conn.(*fakeConn).closed; closed && !(sc == c && before) && !contains(order, name) {
 						order = append(order, name)
 					}
 				}
@@ -173,8 +258,8 @@ func TestConnTrackerSheds(t *testing.T) {
 				t.Errorf("closed %v, want %v", order, tt.wantClosed)
 			}
 			st := ct.stats()
-			if st.Shed != tt.wantShed || st.Refused != tt.wantRefused {
-				t.Errorf("stats %+v, want shed %d refused %d", st, tt.wantShed, tt.wantRefused)
+			if st.Shed != tt.wantShed || st.Refused != tt.wantRefused || st.ShedStalled != tt.wantShedStalled {
+				t.Errorf("stats %+v, want shed %d (stalled %d) refused %d", st, tt.wantShed, tt.wantShedStalled, tt.wantRefused)
 			}
 			if st.Open > tt.max {
 				t.Errorf("%d connections open, over the cap of %d", st.Open, tt.max)
@@ -216,8 +301,10 @@ func TestConnCapOnRealServer(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		idle = append(idle, held{c, r})
+		// The server goes idle on it a moment after the answer is out:
+		// wait for that, so that the order of going idle is this one.
+		waitStats(t, s, func(st ConnStats) bool { return st.Open == i+1 && st.Waiting == i+1 })
 	}
-	waitStats(t, s, func(st ConnStats) bool { return st.Open == max && st.Waiting == max })
 
 	// A peer's request on a new connection gets its answer.
 	code, body := fetch(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}, "GET", "http://"+s.Addr()+"/")
@@ -277,5 +364,149 @@ func waitStats(t *testing.T, s *Server, ok func(ConnStats) bool) {
 			t.Fatalf("connection stats still %+v", st)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPipeliningBounded: a connection may pipeline a few requests after
+// the first; the one beyond is answered with "Connection: close" and the
+// rest are not served.
+// A client that waits for each answer is not pipelining, and may make up
+// to maxConnRequests requests on one connection.
+func TestPipeliningBounded(t *testing.T) {
+	s := newServer(t, Options{}, Route{Pattern: "GET /{$}", Handler: text("True")})
+	start(t, s)
+
+	t.Run("pipelined", func(t *testing.T) {
+		c, r := rawConn(t, s.Addr())
+		// One write: the server reads them all before answering the first.
+		if _, err := io.WriteString(c, strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 50)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		answers := 0
+		for {
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				break
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			answers++
+			if resp.Close {
+				if answers != maxPipelined+2 {
+					t.Errorf("Connection: close on answer %d, want on %d", answers, maxPipelined+2)
+				}
+				break
+			}
+		}
+		// The first request is read from the socket, the next
+		// maxPipelined from what came with it; the one after them is the
+		// last answered.
+		if answers != maxPipelined+2 {
+			t.Errorf("%d answers to 50 pipelined requests, want %d", answers, maxPipelined+2)
+		}
+		if !closedWithin(c, r, 5*time.Second) {
+			t.Error("connection still open after the last answer")
+		}
+	})
+
+	t.Run("one at a time", func(t *testing.T) {
+		c, r := rawConn(t, s.Addr())
+		for i := 1; i <= maxConnRequests; i++ {
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if last := i == maxConnRequests; resp.Close != last {
+				t.Fatalf("request %d: Connection: close is %v, want %v", i, resp.Close, last)
+			}
+		}
+	})
+}
+
+// TestStalledRequestsShed: with the cap full of requests that make no
+// progress (a body that does not come, an answer the client does not
+// read), a peer's new connection is answered and a stalled one is closed.
+func TestStalledRequestsShed(t *testing.T) {
+	const max = 2
+	entered := make(chan struct{}, max)
+	s := newServer(t, Options{MaxConns: max},
+		Route{Pattern: "GET /{$}", Handler: text("True")},
+		Route{Pattern: "POST /body", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			entered <- struct{}{}
+			io.Copy(io.Discard, r.Body)
+		})},
+		Route{Pattern: "GET /big", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			entered <- struct{}{}
+			chunk := make([]byte, 64<<10)
+			for range 1024 { // 64 MiB: more than any socket buffers
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		})},
+	)
+	start(t, s)
+	peer := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+	tests := []struct{ name, request string }{
+		{"body that does not come", "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx"},
+		{"answer not read", "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The connections of the case before are gone first.
+			waitStats(t, s, func(st ConnStats) bool { return st.Open == 0 })
+			before := s.ConnStats()
+			for i := range max {
+				c, _ := rawConn(t, s.Addr())
+				if _, err := io.WriteString(c, tt.request); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-entered:
+				case <-time.After(20 * time.Second):
+					t.Fatalf("request %d never reached its handler", i)
+				}
+			}
+			// Both handlers run: wait until the cap would see them stalled.
+			waitFor(t, "requests to stall", func() bool {
+				s.conns.mu.Lock()
+				defer s.conns.mu.Unlock()
+				n := 0
+				for _, tr := range s.conns.conns {
+					if tr.sc != nil && tr.sc.stalled(s.conns.now()) {
+						n++
+					}
+				}
+				return n == max
+			})
+			code, body := fetch(t, peer, "GET", "http://"+s.Addr()+"/")
+			if code != 200 || body != "True" {
+				t.Errorf("peer at the cap got %d %q, want 200 True", code, body)
+			}
+			if st := s.ConnStats(); st.ShedStalled == before.ShedStalled || st.Refused != before.Refused {
+				t.Errorf("stats %+v (before %+v): want a stalled connection shed, none refused", st, before)
+			}
+		})
+	}
+}
+
+// waitFor polls ok until it holds, failing the test after a generous
+// limit.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

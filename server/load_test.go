@@ -30,12 +30,21 @@ const (
 	minProbes    = 5 // fewer would prove nothing
 	attackConns  = 4 * loadCap
 	floodWorkers = 16
-	floodMax     = 50000 // requests, at most
+	floodMax     = 50000       // requests, at most
+	openMax      = 8 * loadCap // connections opened by an opener, at most
 )
 
 // loadServer serves checker's routes on a 10,000-job state that is fresh
-// for the length of the test.
+// for the length of the test, with a push token the attacker does not
+// have.
 func loadServer(t *testing.T) *Server {
+	t.Helper()
+	return loadServerToken(t, "the attacker does not have it")
+}
+
+// loadServerToken is loadServer with pushToken; without one, the attacker
+// (on loopback) may push.
+func loadServerToken(t *testing.T, pushToken string) *Server {
 	t.Helper()
 	store := jobState(t, 10000, time.Now())
 	sh := NewStateHealth(store, nil, nil)
@@ -49,7 +58,7 @@ func loadServer(t *testing.T) *Server {
 	t.Cleanup(func() { hb.Close() })
 	s := newServer(t, Options{MaxConns: loadCap}, Checker{
 		ServerName: "loaded", Version: "test", StaleAfter: time.Hour, Health: sh.Health,
-		Heartbeats: hb, PushToken: "the attacker does not have it",
+		Heartbeats: hb, PushToken: pushToken,
 	}.Routes()...)
 	start(t, s)
 	return s
@@ -219,5 +228,68 @@ func TestSlowBodies(t *testing.T) {
 				}
 			}
 		})
+	})
+}
+
+// opener opens openMax connections over attackFor, writes payload on each
+// and then neither reads nor writes, keeping them open until ctx ends.
+// rcvbuf, when not zero, is the receive buffer of each.
+func opener(ctx context.Context, addr string, rcvbuf int, payload []byte) {
+	every := attackFor / openMax
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	var writes sync.WaitGroup
+	defer writes.Wait()
+	for range openMax {
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			if rcvbuf > 0 {
+				c.(*net.TCPConn).SetReadBuffer(rcvbuf)
+			}
+			held = append(held, c)
+			// The write blocks once the server stops reading; it ends
+			// with the attack.
+			writes.Add(1)
+			stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now()) })
+			go func() {
+				defer writes.Done()
+				defer stop()
+				c.Write(payload)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+	<-ctx.Done()
+}
+
+// TestPipelinedUnread: connections that send two thousand GET / in one
+// write, with a small receive window, and never read an answer.
+func TestPipelinedUnread(t *testing.T) {
+	s := loadServer(t)
+	payload := []byte(strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2000))
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		opener(ctx, addr, 4096, payload)
+	})
+}
+
+// TestSlowPushBodies: pushes from a client allowed to push (no token is
+// set, the attacker is on this machine) that announce a body of 60,000
+// bytes and send one.
+func TestSlowPushBodies(t *testing.T) {
+	s := loadServerToken(t, "")
+	payload := []byte("POST /heartbeat/x HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\nx")
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		opener(ctx, addr, 0, payload)
 	})
 }

@@ -43,6 +43,20 @@ const (
 	// drainWait is how long the rest of a body no handler read is
 	// drained before the connection is closed.
 	drainWait = time.Second
+	// maxConnRequests is how many requests one connection may make; the
+	// last is answered with "Connection: close". It bounds what one
+	// connection costs: a client pipelining thousands of requests in one
+	// write would otherwise keep a goroutine answering for as long, while
+	// the accept loop, and with it a peer's new connection, waits its turn.
+	// Peers make one request per connection; a browser or scraper that
+	// makes more opens another connection without a word.
+	maxConnRequests = 100
+	// maxPipelined is how many requests in a row a connection may send
+	// before it has had the previous answer (HTTP pipelining, which no
+	// browser or peer uses); the next is answered with "Connection: close".
+	// The client sends them at no cost in one write; each costs the server
+	// an answer.
+	maxPipelined = 4
 	// capReportEvery is how often the cap's work is summed up in the log.
 	capReportEvery = time.Minute
 )
@@ -78,6 +92,11 @@ type Route struct {
 	// only for handlers that answer from memory, like the verdict, which
 	// must never wait behind costly ones.
 	MaxInFlight int
+	// WriteTimeout, when set, bounds the writing of the answer from when
+	// the handler starts, instead of the server's 10 s: for small answers
+	// from memory, a client that has not taken them within a second or two
+	// is not reading them, and its connection is better closed.
+	WriteTimeout time.Duration
 }
 
 // Server is checker serve's HTTP server: the routes it is given, behind a
@@ -112,7 +131,7 @@ func New(o Options, routes []Route) (*Server, error) {
 	if o.ReadHeaderTimeout <= 0 {
 		o.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
-	s := &Server{o: o, conns: newConnTracker(o.MaxConns), ready: make(chan struct{})}
+	s := &Server{o: o, conns: newConnTracker(o.MaxConns, monotonic()), ready: make(chan struct{})}
 	if err := s.SetRoutes(routes); err != nil {
 		return nil, err
 	}
@@ -162,6 +181,9 @@ func (s *Server) SetRoutes(routes []Route) (err error) {
 		if r.MaxInFlight > 0 {
 			h = limit(h, r.MaxInFlight)
 		}
+		if r.WriteTimeout > 0 {
+			h = writeWithin(h, r.WriteTimeout)
+		}
 		if err := handle(mux, r.Pattern, h); err != nil {
 			return err
 		}
@@ -182,14 +204,29 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 }
 
 // serveHTTP is the handler of the http.Server: the current routes, behind
-// the unread-body guard.
+// the unread-body guard. While the handler waits on a request body that
+// does not come (it reads nothing, or the client sends nothing), the
+// connection is marked so, and the cap may close it once it stalled.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	mux := s.mux.Load()
+	m := marksOf(connOf(r))
+	if m != nil {
+		// Only this connection's goroutine serves its requests, one at a
+		// time: the counts need no lock.
+		if m.nextRequest() {
+			w.Header().Set("Connection", "close")
+		}
+		defer m.requestDone()
+	}
 	if r.Body == nil || r.Body == http.NoBody {
 		mux.ServeHTTP(w, r)
 		return
 	}
-	body := &watchedBody{ReadCloser: r.Body}
+	body := &watchedBody{ReadCloser: r.Body, marks: m}
+	if m != nil {
+		m.waitBody()
+		defer m.bodyDone()
+	}
 	r.Body = body
 	gw := &guardedWriter{ResponseWriter: w, body: body}
 	mux.ServeHTTP(gw, r)
@@ -197,24 +234,40 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// Nobody read the body: net/http reads on, up to 256 KiB, as
 		// slowly as the client sends, and the connection stays active. A
 		// second is enough for a client that is merely sending to finish
-		// and read the answer; meanwhile the cap may close it first.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainWait))
+		// and read the answer; meanwhile the cap may close it first. With
+		// an eighth of the cap in use, there is no second to give: a draining
+		// connection holds a goroutine and buffers (about 30 KiB) that a
+		// flood of such requests would multiply, so the connection closes
+		// once the answer is out.
+		wait := drainWait
+		if s.conns.crowded() {
+			wait = 0
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(wait))
 		if c := connOf(r); c != nil {
 			s.conns.answered(c)
 		}
 	}
 }
 
-// watchedBody notes when a request body has been read to its end or failed.
+// watchedBody notes when a request body has been read to its end or
+// failed, and tells the connection's marks of every progress.
 type watchedBody struct {
 	io.ReadCloser
-	done bool
+	marks *stallConn // nil when the connection has none
+	done  bool
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
+	switch {
+	case err != nil:
 		b.done = true
+		if b.marks != nil {
+			b.marks.bodyDone()
+		}
+	case n > 0 && b.marks != nil:
+		b.marks.waitBody() // it moves: waiting again from now
 	}
 	return n, err
 }
@@ -246,6 +299,15 @@ func (w *guardedWriter) Write(p []byte) (int, error) {
 
 // Unwrap gives http.ResponseController the server's own writer.
 func (w *guardedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writeWithin bounds the writing of h's answers to d from the start of
+// the handler.
+func writeWithin(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
+}
 
 // limit bounds the requests of h served at once to n.
 func limit(h http.Handler, n int) http.Handler {
@@ -400,11 +462,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	addr := ln.Addr().String()
 
 	served := make(chan error, 1)
+	// The cap needs to know when a connection's writes stall: its
+	// connections come marked (under TLS, if any).
+	sl := stallListener{Listener: ln, now: s.conns.now}
 	go func() {
 		if s.useTLS() {
-			served <- s.srv.ServeTLS(ln, "", "") // the certificate comes from GetCertificate
+			served <- s.srv.ServeTLS(sl, "", "") // the certificate comes from GetCertificate
 		} else {
-			served <- s.srv.Serve(ln)
+			served <- s.srv.Serve(sl)
 		}
 	}()
 	reportDone := make(chan struct{})

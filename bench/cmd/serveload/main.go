@@ -1,7 +1,9 @@
 // Command serveload measures a running `checker serve` the way peers and
 // attackers meet it: GET / throughput with an empty state and with one of
 // 10,000 jobs, then floods (GET / and /status from many connections, idle
-// keep-alive connections beyond the cap, slowloris) while a peer-style
+// keep-alive connections beyond the cap, slowloris, connections that
+// pipeline 2,000 GET / with a 4 KiB receive buffer and never read, pushes
+// whose body never comes; the last two from 127.0.0.3) while a peer-style
 // prober on 127.0.0.2 asks GET / with a one-second timeout. It reports
 // requests per second, the prober's failures and slowest answer, and the
 // server's peak RSS (VmHWM). bench/serve.sh builds the binary and runs this.
@@ -22,10 +24,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -40,6 +44,10 @@ func main() {
 	conns := flag.Int("conns", 32, "keep-alive connections of the throughput clients")
 	idle := flag.Int("idle", 10000, "idle keep-alive connections of the exhaustion flood")
 	slow := flag.Int("slow", 5000, "slowloris connections")
+	pipelined := flag.Int("pipelined", 15000, "connections of the unread-pipelining flood, at most")
+	slowPush := flag.Int("slowpush", 15000, "connections of the slow-push-body flood, at most")
+	only := flag.String("only", "", "run only the rows whose load contains this text")
+	rate := flag.Int("rate", 1500, "new connections per second of the pipelining and slow-push floods")
 	flag.Parse()
 	if *probeAddr != "" {
 		probeLoop(*probeAddr, *probeFor)
@@ -48,7 +56,8 @@ func main() {
 	// The attacker is not to take the server's CPUs: it gets one, serve
 	// and the prober (a process of its own) share the rest.
 	runtime.GOMAXPROCS(1)
-	if err := run(*bin, *dur, *conns, *idle, *slow); err != nil {
+	fl := floods{only: *only, conns: *conns, idle: *idle, slow: *slow, pipelined: *pipelined, slowPush: *slowPush, rate: *rate}
+	if err := run(*bin, *dur, fl); err != nil {
 		fmt.Fprintln(os.Stderr, "serveload:", err)
 		os.Exit(1)
 	}
@@ -65,7 +74,17 @@ type row struct {
 	note        string
 }
 
-func run(bin string, dur time.Duration, conns, idle, slow int) error {
+// floods sizes the loads.
+type floods struct {
+	only                string // run only the rows whose load contains it
+	conns, idle, slow   int
+	pipelined, slowPush int
+	rate                int // new connections per second
+}
+
+func run(bin string, dur time.Duration, fl floods) error {
+	conns, idle, slow := fl.conns, fl.idle, fl.slow
+	skip := func(load string) bool { return !strings.Contains(load, fl.only) }
 	abs, err := filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -83,6 +102,7 @@ func run(bin string, dur time.Duration, conns, idle, slow int) error {
 		if err != nil {
 			return err
 		}
+		srv.skip = skip
 		name := fmt.Sprintf("%d jobs", jobs)
 		rows = append(rows, srv.measure(name, fmt.Sprintf("GET / from %d keep-alive conns", conns), dur, func(ctx context.Context) (int64, string) {
 			return hammer(ctx, srv.addr, conns, []string{"/"})
@@ -101,11 +121,18 @@ func run(bin string, dur time.Duration, conns, idle, slow int) error {
 			srv.measure(name, fmt.Sprintf("%d slowloris conns (cap %d)", slow, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, slowloris(ctx, srv.addr, slow)
 			}),
+			srv.measure(name, fmt.Sprintf("%d conns/s (≤%d) × 2000 pipelined GET /, unread (cap %d)", fl.rate, fl.pipelined, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
+				return 0, opener(ctx, srv.addr, fl.rate, fl.pipelined, 4096, pipelinedGets)
+			}),
+			srv.measure(name, fmt.Sprintf("%d conns/s (≤%d) push 1 of 60000 body bytes (cap %d)", fl.rate, fl.slowPush, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
+				return 0, opener(ctx, srv.addr, fl.rate, fl.slowPush, 0, slowPushBody)
+			}),
 		)
 		srv.stop()
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	rows = slices.DeleteFunc(rows, func(r row) bool { return skip(r.load) })
 	fmt.Fprintf(tw, "state\tload\trequests/s\tpeer probes\tfailed\tslowest probe\tserve RSS now / peak\tnote\n")
 	for _, r := range rows {
 		reqs := "—"
@@ -124,6 +151,7 @@ type serveProc struct {
 	addr     string
 	maxConns int
 	stderr   *lockedWriter
+	skip     func(load string) bool // rows not to measure
 }
 
 // startServe writes settings and a state of n fresh jobs (through the state
@@ -232,6 +260,9 @@ func (p *serveProc) memory() (rss, hwm int64) {
 
 // measure runs load for dur while probing like a peer.
 func (p *serveProc) measure(stateName, loadName string, dur time.Duration, load func(ctx context.Context) (int64, string)) row {
+	if p.skip != nil && p.skip(loadName) {
+		return row{load: loadName}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var n int64
@@ -439,4 +470,84 @@ func hold(ctx context.Context, n int, conn func()) {
 		}()
 	}
 	wg.Wait()
+}
+
+// pipelinedGets is 2000 GET / requests in one write; the flood never
+// reads their answers.
+var pipelinedGets = []byte(strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 2000))
+
+// slowPushBody is a heartbeat push announcing 60,000 bytes of body and
+// sending one: no token is needed from this machine.
+var slowPushBody = []byte("POST /heartbeat/x HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\nx")
+
+// opener opens connections from 127.0.0.3 at rate per second (two
+// goroutines), writes payload on each and then neither reads nor writes,
+// keeping up to max of them open until ctx ends. rcvbuf, when set, is the
+// socket's receive buffer (set before connecting, so the window stays
+// small).
+func opener(ctx context.Context, addr string, rate, max, rcvbuf int, payload []byte) string {
+	d := &net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			})
+			return errors.Join(err, serr)
+		}
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	var made, failed atomic.Int64
+	var wg sync.WaitGroup
+	const openers = 2
+	every := time.Duration(openers) * time.Second / time.Duration(rate)
+	for range openers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				mu.Lock()
+				full := len(held) >= max
+				mu.Unlock()
+				if full {
+					continue
+				}
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				made.Add(1)
+				// The write may block once the server stops reading; it
+				// is not waited for.
+				go func() { _ = c.SetWriteDeadline(time.Now().Add(dur(ctx))); _, _ = c.Write(payload) }()
+				mu.Lock()
+				held = append(held, c)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	for _, c := range held {
+		c.Close()
+	}
+	mu.Unlock()
+	return fmt.Sprintf("%d connections made, %d dials failed", made.Load(), failed.Load())
+}
+
+// dur is the time left before ctx's deadline.
+func dur(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return time.Minute
 }
