@@ -246,3 +246,51 @@ func TestMailOutageToldThroughChannel(t *testing.T) {
 		t.Errorf("mail health %+v after mail works again", snap.Mail)
 	}
 }
+
+// TestOutageToldWhenAnotherDestinationReturns: while mail and the channel
+// both fail there is nobody to tell; when mail works again it hears, once,
+// that the channel keeps failing, and nobody hears that mail "works again"
+// of an outage no one was told about.
+func TestOutageToldWhenAnotherDestinationReturns(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{NoAuth: true})
+	srv.SetSMTPFailure(mailtest.FailTempRcpt)
+	mail := notify.NewSMTP(notify.SMTPConfig{Host: srv.Host, Port: srv.SMTPPort, Security: "none", User: srv.User, Helo: "checker.example.test"})
+	h := newHook(t)
+	h.setDown(true)
+	rig := newDeliveryRig(t, mail, map[string]notify.Poster{"hook": h.channel(t, "hook")}, "ops@example.test", "hook")
+
+	for range 8 { // both fail for 7 minutes
+		rig.run()
+	}
+	for _, rc := range rig.snapshot().Recipients {
+		if rc.Reported {
+			t.Errorf("%s marked reported while nobody could be told: %+v", rc.To, rc)
+		}
+	}
+	srv.SetSMTPFailure(mailtest.FailNone)
+	rig.run()
+	rig.run()
+	count := func(s string) int {
+		n := 0
+		for _, m := range srv.Received() {
+			if strings.Contains(m.Subject, s) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("channel hook is failing"); n != 1 {
+		t.Errorf("mail heard %d times that the channel keeps failing once it worked again, want once", n)
+	}
+	if n := count("works again"); n != 0 {
+		t.Errorf("%d mails say a destination works again, though no one was told it failed", n)
+	}
+	h.setDown(false)
+	rig.run()
+	if n := count("channel hook works again"); n != 1 {
+		t.Errorf("mail heard %d times that the channel works again, want once", n)
+	}
+	if n := h.got("mail to ops@example.test"); n != 0 {
+		t.Errorf("the hook heard %d times about a mail outage nobody was told of", n)
+	}
+}

@@ -1124,8 +1124,12 @@ func (r *Runner) noteRecipients(tx *state.Tx, rep notify.Report, now time.Time) 
 		rc.LastError = ferr.Error()
 		rc.Settings = r.SettingsID
 		if !rc.Reported && (rc.Permanent || now.Sub(rc.Since) >= failingAfter) {
-			rc.Reported = true // told once per outage, even when nobody is left to tell
-			note(r.reportFailing(tx, rc, rep.Channels[to], r.reportTo(to, failing), now))
+			// Told once per outage. While no other destination works there
+			// is nobody to tell: it stays unreported, and is told as soon as
+			// another destination works again.
+			key := r.reportFailing(tx, rc, rep.Channels[to], r.reportTo(to, failing), now)
+			rc.Reported = key != ""
+			note(key)
 		}
 		if err := tx.PutRecipient(&rc); err != nil {
 			return nil, err
