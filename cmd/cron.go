@@ -44,7 +44,19 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 	}
 	defer a.close()
 	all := a.allJobs(ctx)
-	_, err = a.runner(a.newEnv()).Cron(ctx, tier, all)
+	outcomes, err := a.runner(a.newEnv()).Cron(ctx, tier, all)
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		// Stopped by a signal: quiet on stderr (cron would mail it, and a
+		// shutdown is nobody's alert), one line in the log.
+		cut := 0
+		for _, o := range outcomes {
+			if o.Cancelled {
+				cut++
+			}
+		}
+		a.log.Warn("cron run stopped before its jobs finished; those cut short were not recorded and run again in their next slot",
+			"tier", tier, "cause", cause, "cut_short", cut, "finished", len(outcomes)-cut)
+	}
 	if path := a.settings.General.MetricsTextfile; path != "" {
 		// Whatever the run did, the file tells what the state says now; a
 		// failure to write it is the log's business, never the run's.

@@ -112,6 +112,7 @@ the failure and notification rules, mails the admins and saves its state.
 	// Added here rather than by cobra at execution so that the walk below
 	// and the generated documentation see it.
 	root.InitDefaultCompletionCmd()
+	root.SetHelpCommand(newHelpCommand())
 	root.SetFlagErrorFunc(flagError)
 	rejectUnknownSubcommands(root)
 
@@ -241,6 +242,41 @@ func rejectUnknownSubcommands(c *cobra.Command) {
 			return c.Help()
 		}
 		return unknownCommand(c, args[0])
+	}
+}
+
+// newHelpCommand is cobra's "help [command]" except that a topic that is
+// no command is a usage error (exit 2 with suggestions), as the same typo
+// is without "help": cobra's own prints the root's help and exits 0.
+func newHelpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help about any command: checker help [command path], as checker [command path] --help.",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil || cmd == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil {
+				return unknownCommand(c.Root(), args[0])
+			}
+			if len(rest) > 0 {
+				return unknownCommand(cmd, rest[0])
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		},
 	}
 }
 

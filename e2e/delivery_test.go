@@ -101,7 +101,7 @@ func TestSIGTERMDuringCron(t *testing.T) {
 	dir := t.TempDir()
 	stop := dir + "/stop"
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "[general]\nalertcontact = ops@example.test\nservername = sigterm\n%s[tcp:fast]\ntarget = %s\nnotify = every\n", mailSettings(mail), db.addr)
+	fmt.Fprintf(&cfg, "[general]\nalertcontact = ops@example.test\nservername = sigterm\nlogfile = %s/checker.log\n%s[tcp:fast]\ntarget = %s\nnotify = every\n", dir, mailSettings(mail), db.addr)
 	const slow = 20
 	for i := 0; i < slow; i++ {
 		fmt.Fprintf(&cfg, "[command:slow%02d]\nshell = yes\ncommand = test -e %s || sleep 30\ntimeout = 25s\nnotify = every\n", i, stop)
@@ -126,6 +126,10 @@ func TestSIGTERMDuringCron(t *testing.T) {
 	}
 	if took > 5*time.Second {
 		t.Errorf("cron took %s to stop after SIGTERM", took)
+	}
+	if logged, _ := os.ReadFile(dir + "/checker.log"); !strings.Contains(string(logged), "cron run stopped before its jobs finished") ||
+		!strings.Contains(string(logged), fmt.Sprintf("cut_short=%d finished=1", slow)) {
+		t.Errorf("the logfile does not say the run was cut short:\n%s", logged)
 	}
 	time.Sleep(300 * time.Millisecond)
 	if n := len(mail.Received()); n != 0 {
