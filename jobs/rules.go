@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
 	"checker/state"
@@ -117,7 +118,7 @@ func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decis
 	d := Quiet
 	escalated := prev.Failing && prev.NotifiedStatus != "" && in.Status != prev.NotifiedStatus
 	switch {
-	case escalated && p.Notify.Mode == NotifyStateChange:
+	case escalated && p.Notify.Mode == NotifyStateChange, ackedStatusChanged(prev, in):
 		d = Escalate
 	case next.Ack != nil:
 		// acknowledged: no reminders for this outage
@@ -155,6 +156,17 @@ func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decis
 	next.Held = time.Time{}
 	next.NotifiedStatus = in.Status
 	return next, d
+}
+
+// ackedStatusChanged says whether the status of an acknowledged outage
+// changed since the run the operator acknowledged (WARNING ↔ CRITICAL,
+// UNKNOWN), whatever the notify mode: as Nagios's non-sticky
+// acknowledgements, the change is told and lifts the acknowledgement. A run
+// that was not checked (the heartbeat store was down) is no status to
+// compare with.
+func ackedStatusChanged(prev state.Job, in Inputs) bool {
+	return prev.Failing && prev.Ack != nil && prev.LastStatus != "" && in.Status != prev.LastStatus &&
+		!strings.HasPrefix(prev.LastMessage, notChecked)
 }
 
 // clockSlack is how far in the future a recorded time may lie before it

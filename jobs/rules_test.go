@@ -281,6 +281,7 @@ func play(p Policy, steps []step) []string {
 		if d == Alert || d == Escalate {
 			next.LastNotified = now
 		}
+		next.LastStatus = s.status // as the runner records it
 		if d != Quiet {
 			got = append(got, fmt.Sprintf("%d:%v", i, d))
 		}
@@ -312,6 +313,7 @@ var (
 	ok         = step{status: "OK"}
 	okHeld     = step{status: "OK", suppressed: true}
 	critAcked  = step{status: "CRITICAL", ack: true}
+	warnAcked  = step{status: "WARNING", ack: true}
 	everyMode  = []string{"every", "5min", "hour", "state_change"}
 	scenarioOf = map[string][]step{
 		// A window covers the start of an outage and ends while the job
@@ -323,6 +325,13 @@ var (
 		// Acknowledged after the first notice: no reminders; the recovery
 		// still goes out; the next outage notifies again.
 		"ack then a new outage": concat([]step{crit, critAcked}, repeat(crit, 6), []step{ok, crit, crit}),
+		// A WARNING acknowledged, then CRITICAL: the change is told in
+		// every mode and lifts the acknowledgement; then it recovers.
+		"ack then escalation": concat([]step{warn, warnAcked}, repeat(warn, 2), repeat(crit, 3), []step{ok}),
+		// The status changed between two reminders (not told under an
+		// interval), then the operator acknowledged what status showed:
+		// no change since the acknowledgement, nothing to lift.
+		"ack after an untold change": concat([]step{warn, crit, critAcked}, repeat(crit, 3), []step{ok}),
 		// WARNING, then CRITICAL, then WARNING again.
 		"escalation": concat(repeat(warn, 2), repeat(crit, 2), repeat(warn, 2)),
 		// A silence begins after the outage was told and ends while the
@@ -355,6 +364,18 @@ func TestWorkflowRules(t *testing.T) {
 			"5min":         {"0:alert", "8:recover", "9:alert"},
 			"hour":         {"0:alert", "8:recover", "9:alert"},
 			"state_change": {"0:alert", "8:recover", "9:alert"},
+		},
+		"ack then escalation": {
+			"every":        {"0:alert", "4:escalate", "5:alert", "6:alert", "7:recover"},
+			"5min":         {"0:alert", "4:escalate", "7:recover"},
+			"hour":         {"0:alert", "4:escalate", "7:recover"},
+			"state_change": {"0:alert", "4:escalate", "7:recover"},
+		},
+		"ack after an untold change": {
+			"every":        {"0:alert", "1:alert", "6:recover"},
+			"5min":         {"0:alert", "6:recover"},
+			"hour":         {"0:alert", "6:recover"},
+			"state_change": {"0:alert", "1:escalate", "6:recover"},
 		},
 		"escalation": {
 			"every":        {"0:alert", "1:alert", "2:alert", "3:alert", "4:alert", "5:alert"},

@@ -600,10 +600,14 @@ func (r *Runner) recordOn(tx *state.Tx, j *Job, prev state.Job, res Result, slot
 		fn := failureNotice(j, next, res, host, to, now)
 		fn.First = first
 		if d == Escalate {
-			if notify.Severity(status) > notify.Severity(prev.NotifiedStatus) {
+			was := prev.NotifiedStatus
+			if ackedStatusChanged(prev, Inputs{Status: status}) {
+				was = prev.LastStatus // what the operator acknowledged
+			}
+			if notify.Severity(status) > notify.Severity(was) {
 				fn.Subject = fmt.Sprintf("%s escalated to %s: %s", j.Name, status, subjectMessage(res))
 			} else {
-				fn.Subject = fmt.Sprintf("%s is now %s (was %s): %s", j.Name, status, prev.NotifiedStatus, subjectMessage(res))
+				fn.Subject = fmt.Sprintf("%s is now %s (was %s): %s", j.Name, status, was, subjectMessage(res))
 			}
 		}
 		n = &fn
