@@ -493,11 +493,23 @@ func joinLines(a, b string) string {
 // that disagrees stays, as a clue): "DISK CRITICAL - free space…",
 // "CRITICAL - …", "PROCS WARNING: …" and "OK: …" lose everything up to the
 // text. Plugins print the service name and the status word in capitals; a
-// service name is at most three words.
+// service name is at most three words. A prefix repeated by a wrapper
+// ("CRITICAL - DISK CRITICAL - free space…", as a plugin run through
+// another plugin prints it) goes as well.
 func stripStatusWord(msg string, status Status) string {
+	text, bare := stripStatusWordOnce(msg, status)
+	if bare && text != msg {
+		text, _ = stripStatusWordOnce(text, status)
+	}
+	return text
+}
+
+// stripStatusWordOnce strips one prefix; bare says whether it was the
+// status word alone, with no service name before it.
+func stripStatusWordOnce(msg string, status Status) (string, bool) {
 	word := status.String()
 	rest := msg
-	for range 4 {
+	for i := range 4 {
 		tok, after, _ := strings.Cut(rest, " ")
 		if tok == word || tok == word+":" {
 			var text string
@@ -513,16 +525,16 @@ func stripStatusWord(msg string, status Status) string {
 				text, ok = after, true
 			}
 			if text = strings.TrimSpace(text); ok && text != "" {
-				return text
+				return text, i == 0
 			}
-			return msg
+			return msg, false
 		}
 		if !isServiceWord(tok) {
-			return msg
+			return msg, false
 		}
 		rest = after
 	}
-	return msg
+	return msg, false
 }
 
 // isServiceWord says whether w can be (part of) a plugin's service name:

@@ -103,6 +103,7 @@ func TestCommandPluginOutput(t *testing.T) {
 		{"long-output", jobs.OK, "HTTP/1.1 200 OK - 512 bytes", "", "first detail line\nsecond detail line", ""},
 		{"multiline-perfdata", jobs.Warning, "/ is 91% full", "root=91%;80;90 var=40%;80;90 boot=10%;80;90", "/ 91% used\n/var 40% used", ""},
 		{"status-disagrees", jobs.Critical, "DISK WARNING - / is 91% full", "", "", ""},
+		{"doubled-prefix", jobs.Critical, "free space: / 1MiB (0% inode=97%);", "/=1B;2;3;0;4", "", ""},
 		{"three-word-service", jobs.Critical, "Socket timeout after 10 seconds.", "", "", ""},
 		{"lowercase-service", jobs.OK, "backup ok - 3 files", "", "", ""},
 		{"status-word-only", jobs.OK, "OK", "", "", ""},

@@ -24,6 +24,10 @@ multiline-perfdata)
 status-disagrees)
 	echo 'DISK WARNING - / is 91% full'
 	exit 2 ;;
+doubled-prefix)
+	# A wrapper that puts its own status word in front of a plugin's line.
+	echo 'CRITICAL - DISK CRITICAL - free space: / 1MiB (0% inode=97%);|/=1B;2;3;0;4'
+	exit 2 ;;
 three-word-service)
 	echo 'CHECK_NRPE STATE CRITICAL: Socket timeout after 10 seconds.'
 	exit 2 ;;
