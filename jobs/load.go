@@ -196,11 +196,18 @@ func Select(all []*Job, names []string) ([]*Job, error) {
 	return out, nil
 }
 
+// globBrackets makes brackets and backslashes literal in a path.Match
+// pattern.
+var globBrackets = strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`)
+
 // MatchName reports whether a job name matches pattern, ignoring case. A
 // pattern matches a job by its whole name (http:web), by a glob over the
 // whole name (http:*, *:db*), or — without a ':' — by the name after the
 // type (web matches http:web and tcp:web); a section with a list matches
-// every job spawned from it (tcp:dns matches tcp:dns[a:53]).
+// every job spawned from it (tcp:dns matches tcp:dns[a:53]). Globs have
+// '*' and '?' only: brackets are part of job names (tcp:dns[a:53]), so
+// they match themselves ('tcp:dns[*]' matches every entry of the list, and
+// 'a[1]' the job a[1], never a1).
 func MatchName(pattern, job string) bool {
 	p, j := strings.ToLower(pattern), strings.ToLower(job)
 	base := j
@@ -208,12 +215,19 @@ func MatchName(pattern, job string) bool {
 		base = j[:i] // tcp:dns[a:53] → tcp:dns
 	}
 	candidates := []string{j, base}
-	if !strings.Contains(p, ":") {
+	head, _, _ := strings.Cut(p, "[")
+	if !strings.Contains(head, ":") { // no type: a bare name (a list entry may hold ':')
+		if _, name, ok := strings.Cut(j, ":"); ok {
+			candidates = append(candidates, name) // dns[a:53]
+		}
 		if _, name, ok := strings.Cut(base, ":"); ok {
-			candidates = append(candidates, name)
+			candidates = append(candidates, name) // dns
 		}
 	}
-	glob := strings.ContainsAny(p, "*?[")
+	glob := strings.ContainsAny(p, "*?")
+	if glob {
+		p = globBrackets.Replace(p)
+	}
 	for _, c := range candidates {
 		if c == p {
 			return true
