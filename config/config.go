@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // CommonJobKeys are accepted by every job section and by [heartbeat], whose
@@ -63,13 +64,27 @@ func (p Problem) String() string {
 	}
 	b.WriteString(": ")
 	if p.Section != "" {
-		fmt.Fprintf(&b, "[%s] ", p.Section)
+		fmt.Fprintf(&b, "[%s] ", clip(p.Section))
 	}
 	if p.Key != "" {
-		fmt.Fprintf(&b, "%s: ", p.Key)
+		fmt.Fprintf(&b, "%s: ", clip(p.Key))
 	}
 	b.WriteString(p.Msg)
 	return b.String()
+}
+
+// clip shortens a name for a message: a 100,000-character key is named by
+// its start.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	cut := max - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // Problems is every problem found in one load; it is an error when non-empty.

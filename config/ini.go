@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -211,9 +212,20 @@ func readINI(data []byte) *iniFile {
 			opt = optRef{}
 			name, ok := sectionHeader(value)
 			if !ok {
-				f.problems = append(f.problems, located{line: lineno, msg: "section header " + quote(value) + " has no closing ']'"})
+				msg := "section header " + quote(value) + " has no closing ']'"
+				if strings.HasPrefix(value, "[]") {
+					msg = "section header " + quote(value) + " has no name"
+				}
+				f.problems = append(f.problems, located{line: lineno, msg: msg})
 				skipping = true
 				continue
+			}
+			if trimmed := strings.TrimSpace(name); trimmed != name && trimmed != "" {
+				// configparser keeps the spaces in the name, where nobody
+				// would look for them (checker run ' tcp:db ').
+				f.problems = append(f.problems, located{line: lineno, msg: "section name " + quote(name) + " has spaces around it: write it without them"})
+			} else if r, col, bad := controlRune(name); bad {
+				f.problems = append(f.problems, located{line: lineno, msg: fmt.Sprintf("section name %s holds a control character: %U at column %d", quote(name), r, col+1)})
 			}
 			skipping = false
 			cur = f.startSection(name, lineno)
@@ -409,6 +421,20 @@ func (f *iniFile) join(opts []iniOption) {
 		}
 		o.raw, o.more = pyRTrim(b.String()), 0
 	}
+}
+
+// controlRune finds the first control or bidirectional formatting
+// character of s (a line break, a tab, ESC, U+202E), which has no place in
+// a name: it returns it and its column (from 1).
+func controlRune(s string) (rune, int, bool) {
+	col := 0
+	for _, r := range s {
+		col++
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return r, col, true
+		}
+	}
+	return 0, 0, false
 }
 
 // utf8Problem describes the first invalid byte of line.

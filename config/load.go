@@ -401,7 +401,12 @@ func (l *loader) path(p string) string {
 
 func (l *loader) general(s *Settings) {
 	g := &s.General
-	g.ServerName = l.str("general", "servername", "")
+	g.ServerName = strings.TrimSpace(l.str("general", "servername", ""))
+	if r, col, bad := controlRune(g.ServerName); bad {
+		// It names the checker in every subject and message.
+		l.problem("general", "servername", "must be one line without control characters: %U at column %d", r, col)
+		g.ServerName = ""
+	}
 	if g.ServerName == "" {
 		g.ServerName, _ = os.Hostname()
 	}
