@@ -232,7 +232,12 @@ func runCheckEnv(ctx context.Context, g *globalOptions, o *checkOptions, typ str
 	if err := spec.Validate(); err != nil {
 		var ke *jobs.KeyError
 		if errors.As(err, &ke) {
-			err = ke.Err
+			switch ke.Key {
+			case "target", "url", "command", "service":
+				err = ke.Err // the argument
+			default: // a flag here: warn_days is --warn-days
+				err = fmt.Errorf("--%s: %w", strings.ReplaceAll(ke.Key, "_", "-"), ke.Err)
+			}
 		}
 		r = jobs.Resultf(jobs.Unknown, "%v", err)
 	} else {

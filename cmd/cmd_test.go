@@ -131,6 +131,7 @@ func TestExitCodes(t *testing.T) {
 		{"missing settings", []string{"-f", filepath.Join(dir, "nope.cfg"), "list"}, 78, "", "does not exist", true},
 		{"check bad args is UNKNOWN", []string{"check", "tcp"}, 3, "UNKNOWN - ", "", false},
 		{"check bad target is UNKNOWN", []string{"check", "tcp", "nope"}, 3, "UNKNOWN - \"nope\" is not host:port", "", false},
+		{"check bad flag value names the flag", []string{"check", "tls", "--warn-days", "-1", "127.0.0.1:1"}, 3, "TLS UNKNOWN - --warn-days: -1 is less than 0", "", false},
 		{"check closed port is CRITICAL", []string{"check", "tcp", "127.0.0.1:1"}, 2, "CRITICAL - cannot connect to 127.0.0.1:1", "", false},
 		{"check warning", []string{"check", "command", "--", "sh", "-c", "echo disk 91%; exit 1"}, 1, "WARNING - disk 91%", "", false},
 		{"run unknown job", []string{"-f", good, "run", "tcp:y"}, 2, "", "no such job: tcp:y", true},

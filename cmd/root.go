@@ -119,7 +119,7 @@ the failure and notification rules, mails the admins and saves its state.
 	// --version by hand: cobra's Version field prints through a template,
 	// and any template in the binary keeps every exported method alive in
 	// the linker (12 MB → 21 MB, and more memory for every cron run).
-	showVersion := root.Flags().Bool("version", false, "print the version (as checker version)")
+	showVersion := root.Flags().BoolP("version", "V", false, "print the version (as checker version)")
 	group := root.RunE
 	root.RunE = func(c *cobra.Command, args []string) error {
 		if *showVersion {
@@ -180,7 +180,7 @@ func execute(g *globalOptions, args []string) int {
 		// check reports bad arguments as UNKNOWN, per the Nagios convention:
 		// one line on stdout, the rest (suggestions) went to stderr above.
 		first, _, _ := strings.Cut(err.Error(), "\n")
-		fmt.Fprintf(g.stdout, "UNKNOWN - %s\n", first)
+		fmt.Fprintf(g.stdout, "%s UNKNOWN - %s\n", strings.ToUpper(cmd.Name()), first)
 		return 3
 	}
 	if isUsageError(err) {

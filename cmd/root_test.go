@@ -26,7 +26,7 @@ func TestTyposExitTwoWithSuggestion(t *testing.T) {
 		{"shorthand flag", []string{"list", "-x"}, 2, []string{"unknown shorthand flag", "checker list --help"}, ""},
 		{"help topic", []string{"help", "config", "valdate"}, 2, []string{`unknown command "valdate" for "checker config"`, "\tvalidate\n"}, ""},
 		{"help top-level topic", []string{"help", "cronn"}, 2, []string{`unknown command "cronn" for "checker"`, "\tcron\n"}, ""},
-		{"check keeps UNKNOWN", []string{"check", "tcpx", "127.0.0.1:1"}, 3, []string{`unknown command "tcpx" for "checker check"`, "\ttcp\n"}, `UNKNOWN - unknown command "tcpx" for "checker check"` + "\n"},
+		{"check keeps UNKNOWN", []string{"check", "tcpx", "127.0.0.1:1"}, 3, []string{`unknown command "tcpx" for "checker check"`, "\ttcp\n"}, `CHECK UNKNOWN - unknown command "tcpx" for "checker check"` + "\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
