@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/discord"
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/matrix"
@@ -500,11 +502,51 @@ func sortSecrets(s []string) []string {
 // redacted replaces a secret in text.
 const redacted = "***"
 
+// A secret shorter than boundedBelow is replaced only where it stands
+// alone, not inside a word: a webhook path "/hook" must not turn every
+// "webhook" of a message into "web***". Longer ones go wherever they are.
+const boundedBelow = 12
+
 func redactAll(s string, secrets []string) string {
 	for _, x := range secrets {
-		if x != "" && x != redacted {
+		switch {
+		case x == "" || x == redacted:
+		case len(x) < boundedBelow:
+			s = replaceBounded(s, x)
+		default:
 			s = strings.ReplaceAll(s, x, redacted)
 		}
 	}
 	return s
 }
+
+// replaceBounded replaces the occurrences of x in s that no letter or
+// digit touches on either side.
+func replaceBounded(s, x string) string {
+	if !strings.Contains(s, x) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	rest := s
+	for {
+		i := strings.Index(rest, x)
+		if i < 0 {
+			break
+		}
+		before, _ := utf8.DecodeLastRuneInString(rest[:i])
+		after, _ := utf8.DecodeRuneInString(rest[i+len(x):])
+		if i > 0 && isWordRune(before) || i+len(x) < len(rest) && isWordRune(after) {
+			b.WriteString(rest[:i+1]) // inside a word: step one byte on
+			rest = rest[i+1:]
+			continue
+		}
+		b.WriteString(rest[:i])
+		b.WriteString(redacted)
+		rest = rest[i+len(x):]
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }

@@ -414,6 +414,22 @@ func TestRedactLeavesOrdinaryText(t *testing.T) {
 	}
 }
 
+// TestRedactShortSecretsAlone: a short secret (a webhook path "/hook") is
+// removed where it stands alone, not from inside words ("webhook"); a
+// long one wherever it is.
+func TestRedactShortSecretsAlone(t *testing.T) {
+	c := mustChannel(t, "dead-hook", "http://127.0.0.1:1/hook")
+	got := c.Redact(`webhook at 127.0.0.1:1: Post "http://127.0.0.1:1/hook": refused; hook, hooks, (hook)`)
+	if want := `webhook at 127.0.0.1:1: Post "***": refused; ***, hooks, (***)`; got != want {
+		t.Errorf("Redact = %q, want %q", got, want)
+	}
+	c = mustChannel(t, "slack", "http://127.0.0.1:1/T0123/B0456/xoxbs3cretTokenValue")
+	got = c.Redact("token xoxbs3cretTokenValue inside Xxoxbs3cretTokenValueX and é/B0456/ too")
+	if want := "token *** inside X***X and é/***/ too"; got != want {
+		t.Errorf("Redact = %q, want %q", got, want)
+	}
+}
+
 // TestDeliverChannelsAndMail: one run owing two notices to a mail address
 // and to two channels sends one mail and one message per channel, each a
 // digest of both; a channel that fails is reported on its own.
