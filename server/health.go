@@ -143,7 +143,7 @@ func readHealthRecord(store *state.Store) (healthRecord, error) {
 	case !m.SendAt.IsZero() && !m.SendOK:
 		h.MailFailed, h.MailFailedAt = peer.MailSend, m.SendAt
 	}
-	return healthRecord{health: h, running: state.Health{Running: rec.Running}}, nil
+	return healthRecord{health: h, running: state.Health{Running: rec.Running, LastRun: rec.LastRun}}, nil
 }
 
 func later(a, b time.Time) time.Time {

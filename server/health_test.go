@@ -151,6 +151,19 @@ func TestStateHealthCrashedRun(t *testing.T) {
 	if peer.Judge(h, now, time.Minute) != peer.JobProblem || !strings.Contains(h.LastRunError, fmt.Sprintf("pid %d", dead.Process.Pid)) {
 		t.Errorf("Health = %+v, want the crash of pid %d", h, dead.Process.Pid)
 	}
+	// A run that started after the dead one and completed is the last
+	// run: the crash is history, though its entry has not expired.
+	update(t, store, func(f *state.Health) {
+		f.LastRun = state.Run{Tier: "minute", Started: now.Add(time.Second), Finished: now.Add(2 * time.Second)}
+	})
+	clock = now.Add(3 * time.Second)
+	eventually(t, "the later run", func() bool { h, _ := sh.Health(); return h.LastRunError == "" })
+	if h, _ := sh.Health(); peer.Judge(h, clock, time.Minute) != peer.OK {
+		t.Errorf("Health = %+v after a later run completed, want OK", h)
+	}
+	update(t, store, func(f *state.Health) { f.LastRun = state.Run{} })
+	clock = now
+	eventually(t, "the crash again", func() bool { h, _ := sh.Health(); return h.LastRunError != "" })
 	// Once the dead run's entry expires, the crash is no longer news.
 	clock = now.Add(2 * time.Minute)
 	if h, _ := sh.Health(); h.LastRunError != "" {

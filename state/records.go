@@ -303,10 +303,14 @@ func (m Mail) Problem() string {
 
 // Crashed describes a cron run that died while running jobs: an invocation
 // entry that has not expired but whose process is gone. It returns "" when
-// there is none.
+// there is none. A crash followed by a run that started later and
+// completed is history, not the state of cron: its claim still keeps its
+// jobs from starting twice until it expires, but the last run did not
+// crash.
 func (h Health) Crashed(now time.Time) string {
 	for _, c := range h.Running {
-		if c.Dead(now) {
+		superseded := !h.LastRun.Finished.IsZero() && h.LastRun.Started.After(c.Started)
+		if c.Dead(now) && !superseded {
 			return fmt.Sprintf("cron run (pid %d, started %s) died before it finished", c.PID, c.Started.Format(time.RFC3339))
 		}
 	}
