@@ -400,6 +400,14 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w (a reader held %s too long)", ErrLocked, s.Path)
 		}
+		var pe *panicError
+		if errors.As(err, &pe) {
+			// bbolt faulted reading pages that are not there (a truncated
+			// file): say what is wrong rather than where bbolt fell.
+			if why := s.diagnose(); why != nil {
+				err = why
+			}
+		}
 		return s.replaceCorrupt(err)
 	}
 	if err := s.validate(db, nil); err != nil {
@@ -413,17 +421,51 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 	return db, nil
 }
 
+// diagnose opens the file read-only, which reads no more than the meta
+// pages, and returns what validate finds wrong with it, if anything.
+func (s *Store) diagnose() error {
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(s.Path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		return err
+	})
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	var ce *CorruptError
+	if err := s.validate(db, nil); errors.As(err, &ce) {
+		return ce.Err
+	}
+	return nil
+}
+
 func (s *Store) boltOpen() (*bolt.DB, error) {
 	wait := s.LockWait
 	if wait == 0 || wait > 10*time.Second {
 		wait = 10 * time.Second // readers hold the file only for a moment
 	}
 	var db *bolt.DB
+	var file *os.File
+	open := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
 	err := guard(func() error {
 		var err error
-		db, err = bolt.Open(s.Path, 0o600, &bolt.Options{Timeout: wait})
+		db, err = bolt.Open(s.Path, 0o600, &bolt.Options{Timeout: wait, OpenFile: open})
 		return err
 	})
+	var pe *panicError
+	if errors.As(err, &pe) && file != nil {
+		// bbolt faulted inside Open and did not close the file: its
+		// lock would keep every other open of the file waiting, also
+		// after Close while bbolt's mapping of the file lives on.
+		_ = syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
+		file.Close()
+	}
 	return db, err
 }
 

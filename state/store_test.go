@@ -282,6 +282,9 @@ func TestCorruptFilesAreMovedAsideAndReplaced(t *testing.T) {
 			if !strings.Contains(recovered, "corrupt") || !strings.Contains(recovered, aside) {
 				t.Errorf("recovered = %q", recovered)
 			}
+			if strings.Contains(recovered, "internal error") {
+				t.Errorf("recovered = %q: says where the database code fell, not what is wrong", recovered)
+			}
 			if got := counter(t, s.Path); got != 1 {
 				t.Errorf("counter %d in the fresh state", got)
 			}
