@@ -225,6 +225,11 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, typ string
 	return runCheckEnv(ctx, g, o, typ, spec, env)
 }
 
+// settingsAsFlags names the settings keys of a check's messages as the
+// flags that set them.
+var settingsAsFlags = strings.NewReplacer("warn_days", "--warn-days", "crit_days", "--crit-days",
+	"expect_status", "--expect-status", "fail_on", "--fail-on")
+
 // runCheckEnv is runCheck in the given environment, which it closes.
 func runCheckEnv(ctx context.Context, g *globalOptions, o *checkOptions, typ string, spec jobs.Spec, env *jobs.Env) error {
 	defer env.Close()
@@ -236,7 +241,12 @@ func runCheckEnv(ctx context.Context, g *globalOptions, o *checkOptions, typ str
 			case "target", "url", "command", "service":
 				err = ke.Err // the argument
 			default: // a flag here: warn_days is --warn-days
-				err = fmt.Errorf("--%s: %w", strings.ReplaceAll(ke.Key, "_", "-"), ke.Err)
+				flag := "--" + strings.ReplaceAll(ke.Key, "_", "-")
+				msg := settingsAsFlags.Replace(ke.Err.Error())
+				if !strings.Contains(msg, flag) {
+					msg = flag + ": " + msg
+				}
+				err = errors.New(msg)
 			}
 		}
 		r = jobs.Resultf(jobs.Unknown, "%v", err)

@@ -93,7 +93,7 @@ func TestCheckPluginOutput(t *testing.T) {
 		{"tls ok", []string{"check", "tls", later}, nil, 0, `^TLS OK - certificate of \S+ valid for 89 more days .*\| days=89;30:;7:\n$`},
 		{"tls --crit-days", []string{"check", "tls", soon, "--warn-days", "30", "--crit-days", "7"}, nil, 2, `^TLS CRITICAL - .*expires in 5 days .*within crit_days 7 \| days=5;30:;7:\n$`},
 		{"tls warning", []string{"check", "tls", soon, "--crit-days", "3"}, nil, 1, `^TLS WARNING - .*within warn_days 30 \| days=5;30:;3:\n$`},
-		{"tls crit above warn", []string{"check", "tls", soon, "--warn-days", "5", "--crit-days", "7"}, nil, 3, `^TLS UNKNOWN - crit_days 7 is more than warn_days 5`},
+		{"tls crit above warn", []string{"check", "tls", soon, "--warn-days", "5", "--crit-days", "7"}, nil, 3, `^TLS UNKNOWN - --crit-days 7 is more than --warn-days 5`},
 		{"tls short warn, default crit", []string{"check", "tls", soon, "--warn-days", "6"}, nil, 1, `\| days=5;6:;0:\n$`},
 		{"command", []string{"check", "command", "--", checkDisk, "multiline-perfdata"}, nil, 1,
 			`^DISK WARNING - / is 91% full \| root=91%;80;90 var=40%;80;90 boot=10%;80;90\n/ 91% used\n/var 40% used\n$`},

@@ -136,15 +136,23 @@ func TestChannelOutageToldOnce(t *testing.T) {
 	if n := strings.Count(printed.String(), "has not been able to deliver to channel hook"); n != 0 {
 		t.Fatalf("outage reported after 4 minutes (%d times)", n)
 	}
-	rig.run() // minute 6: failing for 5 minutes, told in this very run
+	rig.run() // minute 6: failing for 5 minutes, queued in this run
 	const told = "has not been able to deliver to channel hook since 2026-05-01 10:01:00 UTC (5m0s)"
+	if n := strings.Count(printed.String(), told); n != 0 {
+		t.Fatalf("outage told %d times in the run that found it, want it in the next run's digest", n)
+	}
+	before := printed.Len()
+	rig.run() // minute 7: one digest with this run's failure notice
 	if n := strings.Count(printed.String(), told); n != 1 {
-		t.Fatalf("outage reported %d times after 5 minutes, want once in that run:\n%s", n, printed.String())
+		t.Fatalf("outage reported %d times after 6 minutes, want once:\n%s", n, printed.String())
+	}
+	if n := strings.Count(printed.String()[before:], "--- mail not sent"); n != 1 || !strings.Contains(printed.String()[before:], "2 notices") {
+		t.Errorf("minute 7 printed %d messages, want one digest of 2 notices:\n%s", n, printed.String()[before:])
 	}
 	if i := strings.Index(printed.String(), told); strings.Contains(printed.String()[i-300:i], "Held back") {
 		t.Errorf("the outage notice says it was held back:\n%s", printed.String()[i-300:i+len(told)])
 	}
-	for range 9 {
+	for range 8 {
 		rig.run()
 	}
 	if n := strings.Count(printed.String(), told); n != 1 {
@@ -211,11 +219,12 @@ func TestMailOutageToldThroughChannel(t *testing.T) {
 	if n := h.got("mail to ops@example.test is failing"); n != 0 {
 		t.Fatalf("the mail outage was told after 4 minutes")
 	}
+	rig.run() // 5 minutes in: queued, for the next run's digest
 	rig.run()
 	if n := h.got("mail to ops@example.test is failing"); n != 1 {
-		t.Fatalf("the channel heard of the mail outage %d times in the run 5 minutes in, want once", n)
+		t.Fatalf("the channel heard of the mail outage %d times in the run after 5 minutes, want once", n)
 	}
-	for range 6 {
+	for range 5 {
 		rig.run()
 	}
 	if n := h.got("mail to ops@example.test is failing"); n != 1 {
@@ -226,8 +235,12 @@ func TestMailOutageToldThroughChannel(t *testing.T) {
 	}
 	srv.SetSMTPFailure(mailtest.FailNone)
 	rig.run()
+	if n := h.got("mail to ops@example.test works again"); n != 0 {
+		t.Errorf("the channel heard mail works again %d times in the run it did, want it in the next run", n)
+	}
+	rig.run()
 	if n := h.got("mail to ops@example.test works again"); n != 1 {
-		t.Errorf("the channel heard mail works again %d times in the run it did, want once", n)
+		t.Errorf("the channel heard mail works again %d times, want once", n)
 	}
 	rig.run()
 	if n := h.got("mail to ops@example.test works again"); n != 1 {
@@ -239,8 +252,8 @@ func TestMailOutageToldThroughChannel(t *testing.T) {
 			got++
 		}
 	}
-	if got != 2 {
-		t.Errorf("ops got %d failure mails after the outage, want 2 (the held one, then this minute's)", got)
+	if got != 3 {
+		t.Errorf("ops got %d failure mails after the outage, want 3 (the held one, then one a minute)", got)
 	}
 	if snap := rig.snapshot(); !snap.Mail.SendOK {
 		t.Errorf("mail health %+v after mail works again", snap.Mail)
@@ -286,6 +299,7 @@ func TestOutageToldWhenAnotherDestinationReturns(t *testing.T) {
 		t.Errorf("%d mails say a destination works again, though no one was told it failed", n)
 	}
 	h.setDown(false)
+	rig.run()
 	rig.run()
 	if n := count("channel hook works again"); n != 1 {
 		t.Errorf("mail heard %d times that the channel works again, want once", n)

@@ -927,28 +927,16 @@ func (r *Runner) dropUnconfigured(tx *state.Tx, n *state.Notice) (bool, error) {
 // reached anyone. Recipients that refuse mail permanently are reported once
 // to the others. It also records the health of the mail path.
 //
-// The notices that say a destination fails or works again go out in the
-// same invocation, in a second round within the same deadline, rather
-// than a run later.
+// The notices that say a destination fails or works again are queued
+// here and go out with the next run's digest: each destination gets one
+// message per run.
 func (r *Runner) deliver(ctx context.Context, batch []state.Notice, pid int) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
-	reports, err := r.deliverRound(ctx, batch, pid)
-	if err != nil || len(reports) == 0 || ctx.Err() != nil {
-		return err
-	}
-	err = r.Store.Update(context.WithoutCancel(ctx), func(tx *state.Tx) error {
-		var err error
-		batch, err = r.claimNotices(tx, pid, r.now(), reports)
-		return err
-	})
-	if err != nil || len(batch) == 0 {
-		return err
-	}
-	_, err = r.deliverRound(ctx, batch, pid)
+	_, err := r.deliverRound(ctx, batch, pid)
 	return err
 }
 

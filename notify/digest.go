@@ -61,8 +61,9 @@ const (
 const maxThreads = 50
 
 // heldAfter is how late a notice must go out, without a failed attempt, to
-// be called held back: longer than one run takes to queue and send.
-const heldAfter = time.Minute
+// be called held back: longer than the next minute run, which carries the
+// notices a run queues while delivering (a destination that fails).
+const heldAfter = 2 * time.Minute
 
 // timeLayout is how times appear in mail bodies.
 const timeLayout = "2006-01-02 15:04:05 MST"
