@@ -85,6 +85,15 @@ func decodeJSONState(b []byte) (*jsonState, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("JSON with format version %d, not a checker state of an earlier release", f.Version)
 	}
+	// The earlier release wrote every field; a document with a version
+	// and none of them is somebody else's.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, fmt.Errorf("not a checker state (JSON): %w", err)
+	}
+	if keys["jobs"] == nil && keys["outbox"] == nil && keys["last_run"] == nil && keys["mail"] == nil {
+		return nil, fmt.Errorf("JSON with a version but no jobs, outbox, last_run or mail: not a checker state of an earlier release")
+	}
 	for name, j := range f.Jobs {
 		if j == nil || name == "" || len(name) > bolt.MaxKeySize {
 			// Nothing, or a name no job can have (and no record key).
@@ -134,7 +143,8 @@ func (s *Store) migrate() error {
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.migrate-%d", s.Path, os.Getpid())
+	path := s.realPath() // a symbolic link stays one
+	tmp := fmt.Sprintf("%s.migrate-%d", path, os.Getpid())
 	os.Remove(tmp)
 	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -148,17 +158,26 @@ func (s *Store) migrate() error {
 		os.Remove(tmp)
 		return fmt.Errorf("cannot migrate state file %s: %w", s.Path, err)
 	}
-	kept := s.Path + ".json-migrated"
-	os.Remove(kept)
-	if err := os.Link(s.Path, kept); err != nil {
+	kept := path + ".json-migrated"
+	if fi, err := os.Lstat(kept); err == nil {
+		// A link left by a migration that stopped before the rename is
+		// this very file; anything else there is an earlier migration's,
+		// kept, and this one gets a name of its own.
+		if cur, cerr := os.Stat(path); cerr == nil && os.SameFile(fi, cur) {
+			os.Remove(kept)
+		} else {
+			kept = fmt.Sprintf("%s.json-migrated-%s", path, s.now().UTC().Format("20060102T150405.000000000Z"))
+		}
+	}
+	if err := os.Link(path, kept); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("cannot keep the JSON state as %s: %w", kept, err)
 	}
-	if err := os.Rename(tmp, s.Path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("cannot migrate state file %s: %w", s.Path, err)
 	}
-	if d, err := os.Open(filepath.Dir(s.Path)); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
 		d.Close()
 	}

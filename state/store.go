@@ -603,8 +603,9 @@ func (s *Store) replaceCorrupt(cause error) (*bolt.DB, error) {
 	if !errors.As(cause, &ce) {
 		ce = &CorruptError{Path: s.Path, Err: cause}
 	}
-	aside := fmt.Sprintf("%s.corrupt-%s", s.Path, s.now().UTC().Format("20060102T150405.000000000Z"))
-	if err := os.Rename(s.Path, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	file := s.realPath()
+	aside := fmt.Sprintf("%s.corrupt-%s", file, s.now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(file, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		if perr := s.permission(err); perr != nil {
 			return nil, perr
 		}
@@ -623,6 +624,16 @@ func (s *Store) replaceCorrupt(cause error) (*bolt.DB, error) {
 		return nil, fmt.Errorf("%s: %w", msg, err)
 	}
 	return db, nil
+}
+
+// realPath is the file Path names: where Path is a symbolic link, the
+// file it points to, which is what gets moved aside or replaced (the link
+// stays, and a fresh state is created where it points).
+func (s *Store) realPath() string {
+	if real, err := filepath.EvalSymlinks(s.Path); err == nil {
+		return real
+	}
+	return s.Path
 }
 
 // verify runs bbolt's consistency check under the lock the caller holds;

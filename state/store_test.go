@@ -243,14 +243,15 @@ func TestCorruptFilesAreMovedAsideAndReplaced(t *testing.T) {
 		flipped[i] ^= 0xff // both meta pages
 	}
 	cases := map[string][]byte{
-		"random bytes":       random,
-		"truncated":          good[:len(good)/2],
-		"truncated to meta":  good[:4096],
-		"meta pages flipped": flipped,
-		"json not ours":      []byte(`{"hello": "world"}`),
-		"json garbage":       []byte(`{"version": 1, "jobs": {"x": {"failures": -1}}}`),
-		"text":               []byte("hello, I am not a database\n"),
-		"foreign bbolt":      foreignDB(t),
+		"random bytes":        random,
+		"truncated":           good[:len(good)/2],
+		"truncated to meta":   good[:4096],
+		"meta pages flipped":  flipped,
+		"json not ours":       []byte(`{"hello": "world"}`),
+		"json with a version": []byte(`{"hello": "world", "version": 1}`),
+		"json garbage":        []byte(`{"version": 1, "jobs": {"x": {"failures": -1}}}`),
+		"text":                []byte("hello, I am not a database\n"),
+		"foreign bbolt":       foreignDB(t),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -554,6 +555,22 @@ func TestMigrateJSONState(t *testing.T) {
 	names := dirNames(t, filepath.Dir(s.Path))
 	if fmt.Sprint(names) != "[checker.state checker.state.json-migrated checker.state.lock]" {
 		t.Errorf("directory holds %v", names)
+	}
+
+	// A second JSON state (a backup restored, an earlier release run
+	// again) is migrated too, and the first one's copy is kept.
+	s.Now = func() time.Time { return t0 }
+	if err := os.WriteFile(s.Path, []byte(oldJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(t.Context(), func(tx *state.Tx) error { return check(tx) }); err != nil {
+		t.Fatal(err)
+	}
+	second := s.Path + ".json-migrated-20261121T120000.000000000Z"
+	for _, p := range []string{s.Path + ".json-migrated", second} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != oldJSON {
+			t.Errorf("%s: %v, want the JSON state kept", p, err)
+		}
 	}
 }
 
@@ -1015,4 +1032,58 @@ func TestHelperProcess(t *testing.T) {
 		code = 2
 	}
 	os.Exit(code)
+}
+
+// TestSymlinkedStateStaysALink: with the state path a symbolic link, a
+// corrupt file is moved aside where the link points, the fresh state is
+// created there, and the link stays a link; a JSON state behind a link
+// is migrated in place the same way.
+func TestSymlinkedStateStaysALink(t *testing.T) {
+	dir := t.TempDir()
+	realDir := filepath.Join(dir, "real")
+	if err := os.Mkdir(realDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(realDir, "checker.state")
+	link := filepath.Join(dir, "link.state")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	s := &state.Store{Path: link, Now: func() time.Time { return t0 }}
+	if err := os.WriteFile(target, []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var recovered string
+	if err := s.Update(t.Context(), func(tx *state.Tx) error {
+		recovered = tx.TakeRecovered()
+		return increment(tx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	aside := target + ".corrupt-20261121T120000.000000000Z"
+	if b, err := os.ReadFile(aside); err != nil || string(b) != "not a database" {
+		t.Errorf("the corrupt file was not moved aside where the link points: %v", err)
+	}
+	if !strings.Contains(recovered, aside) {
+		t.Errorf("recovered = %q, want it to name %s", recovered, aside)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the state path is no longer a link: %v, %v", fi, err)
+	}
+	if counter(t, target) != 1 || counter(t, link) != 1 {
+		t.Error("the fresh state is not where the link points")
+	}
+
+	if err := os.WriteFile(target, []byte(oldJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(t.Context(), increment); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the state path is no longer a link after a migration: %v, %v", fi, err)
+	}
+	if b, err := os.ReadFile(target + ".json-migrated"); err != nil || string(b) != oldJSON {
+		t.Errorf("the JSON state was not kept beside the file the link points to: %v", err)
+	}
 }
