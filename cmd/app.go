@@ -157,7 +157,22 @@ func (g *globalOptions) logger(s *config.Settings) (*slog.Logger, func()) {
 	return log, func() { ff.Close() }
 }
 
-func (a *app) store() *state.Store { return &state.Store{Path: a.settings.General.StateFile} }
+func (a *app) store() *state.Store {
+	return &state.Store{Path: a.settings.General.StateFile, Owner: settingsOwner(a.settings.File)}
+}
+
+// settingsOwner is the settings file as the state records its owner: an
+// absolute path, or "" for settings that are not a file.
+func settingsOwner(file string) string {
+	if file == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return ""
+	}
+	return abs
+}
 
 // sender is the SMTP sender, or the printer in nomail mode.
 func (a *app) sender() notify.Sender {

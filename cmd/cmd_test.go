@@ -166,3 +166,28 @@ func TestPasswordWarning(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want a warning about the mode that does not show the password", code, errOut)
 	}
 }
+
+// TestSharedStatefileRefused: a second settings file pointing at the state
+// of a first one that still exists is a settings problem (exit 78) naming
+// both, and its run records nothing.
+func TestSharedStatefileRefused(t *testing.T) {
+	dir := t.TempDir()
+	settings := func(name string) string {
+		return writeFile(t, dir, name, "[general]\nservername = "+name+"\nalertcontact = ops@example.test\nstatefile = "+
+			filepath.Join(dir, "shared.state")+"\n[email]\nnomail = yes\n[command:ok]\ncommand = true\n", 0o600)
+	}
+	a, b := settings("a.cfg"), settings("b.cfg")
+	if _, errOut, code := runCLI(t, nil, "-f", a, "cron", "minute"); code != 0 {
+		t.Fatalf("cron under a.cfg: exit %d: %s", code, errOut)
+	}
+	_, errOut, code := runCLI(t, nil, "-f", b, "cron", "minute")
+	if code != 78 || !strings.Contains(errOut, "belongs to the settings "+a+", not "+b) {
+		t.Errorf("cron under b.cfg: exit %d, stderr %q; want 78 naming both settings files", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, nil, "-f", b, "silence", "ok", "--for", "1h"); code != 78 {
+		t.Errorf("silence under b.cfg: exit %d, stderr %q; want 78", code, errOut)
+	}
+	if out, _, code := runCLI(t, nil, "-f", b, "status", "--json"); code != 0 || strings.Contains(out, `"silence"`) {
+		t.Errorf("status under b.cfg (reading is allowed): exit %d, %s", code, out)
+	}
+}

@@ -74,7 +74,8 @@ const exitCodesHelp = `Exit codes:
   75  cron: another invocation held the state lock too long
   77  this user may not use a file checker needs: the state file, or the
       settings file for crontab --install
-  78  the settings file has errors or cannot be read (see checker config validate)`
+  78  the settings file has errors or cannot be read (see checker config validate),
+      or its statefile belongs to another settings file`
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
@@ -175,6 +176,10 @@ func execute(g *globalOptions, args []string) int {
 	var pe *state.PermissionError
 	if errors.As(err, &pe) {
 		return exitNoPerm
+	}
+	var oe *state.OwnerError
+	if errors.As(err, &oe) {
+		return exitConfig // a settings problem: two settings files, one statefile
 	}
 	if cmd != nil && cmd.Annotations["usage-exit"] != "" {
 		// check reports bad arguments as UNKNOWN, per the Nagios convention:

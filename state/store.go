@@ -46,6 +46,45 @@ type Store struct {
 	// Now stamps the names of files moved aside and is the clock of a
 	// migration (which claims still hold); nil means time.Now.
 	Now func() time.Time
+	// Owner, when set, is the settings file this state belongs to (an
+	// absolute path). Update records it, and refuses with an OwnerError
+	// to write a state that another settings file, still in place, wrote:
+	// two sets of settings sharing one state undo each other's notices
+	// and prune each other's jobs.
+	Owner string
+}
+
+// OwnerError says the state file belongs to another settings file.
+type OwnerError struct {
+	Path, Owner, Settings string
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("state file %s belongs to the settings %s, not %s: give each settings file its own [general] statefile "+
+		"(two checkers sharing one state would undo each other's notices); if %s is a copy that is no longer used, remove it",
+		e.Path, e.Owner, e.Settings, e.Owner)
+}
+
+// checkOwnerOf records s.Owner in the meta bucket, or returns an
+// OwnerError when the state belongs to another settings file that still
+// exists. A settings file that was moved or removed hands its state on.
+func (s *Store) checkOwnerOf(btx *bolt.Tx) error {
+	if s.Owner == "" {
+		return nil
+	}
+	meta := btx.Bucket(bMeta)
+	prev := string(meta.Get(keyOwner))
+	if prev == s.Owner {
+		return nil
+	}
+	if prev != "" {
+		theirs, err1 := os.Stat(prev)
+		ours, err2 := os.Stat(s.Owner)
+		if err1 == nil && (err2 != nil || !os.SameFile(theirs, ours)) {
+			return &OwnerError{Path: s.Path, Owner: prev, Settings: s.Owner}
+		}
+	}
+	return meta.Put(keyOwner, []byte(s.Owner))
 }
 
 func (s *Store) now() time.Time {
@@ -146,6 +185,9 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	}
 	var fnErr error
 	err = s.update(db, func(tx *Tx) error {
+		if fnErr = s.checkOwnerOf(tx.btx); fnErr != nil {
+			return fnErr
+		}
 		fnErr = fn(tx)
 		return fnErr
 	})
@@ -281,6 +323,7 @@ var (
 	keyVersion   = []byte("version")
 	keyHealth    = []byte("health")
 	keyRecovered = []byte("recovered")
+	keyOwner     = []byte("owner")
 )
 
 func ensureBuckets(btx *bolt.Tx) error {

@@ -1087,3 +1087,53 @@ func TestSymlinkedStateStaysALink(t *testing.T) {
 		t.Errorf("the JSON state was not kept beside the file the link points to: %v", err)
 	}
 }
+
+// TestOwnerSettings: a state written under one settings file is refused
+// to another that still exists (OwnerError, nothing written), taken over
+// when the first is gone, and the same file by another path is no other.
+func TestOwnerSettings(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.cfg"), filepath.Join(dir, "b.cfg")
+	for _, f := range []string{a, b} {
+		if err := os.WriteFile(f, []byte("[general]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "checker.state")
+	if err := (&state.Store{Path: path, Owner: a}).Update(t.Context(), increment); err != nil {
+		t.Fatal(err)
+	}
+	err := (&state.Store{Path: path, Owner: b}).Update(t.Context(), increment)
+	var oe *state.OwnerError
+	if !errors.As(err, &oe) || oe.Owner != a || oe.Settings != b || !strings.Contains(err.Error(), "its own [general] statefile") {
+		t.Fatalf("Update under %s = %v, want an OwnerError naming %s", b, err, a)
+	}
+	if counter(t, path) != 1 {
+		t.Error("the refused update wrote")
+	}
+	// a.cfg by another name (a symbolic link) is a.cfg.
+	alias := filepath.Join(dir, "alias.cfg")
+	if err := os.Symlink(a, alias); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&state.Store{Path: path, Owner: alias}).Update(t.Context(), increment); err != nil {
+		t.Errorf("Update under a link to the owner: %v", err)
+	}
+	// The owner moved away: the state passes to whoever writes next.
+	if err := os.Rename(alias, alias+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(a, a+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&state.Store{Path: path, Owner: b}).Update(t.Context(), increment); err != nil {
+		t.Errorf("Update after the owner was moved away: %v", err)
+	}
+	if counter(t, path) != 3 {
+		t.Errorf("counter %d, want 3", counter(t, path))
+	}
+	// A store without an owner (serve, tools) neither checks nor records.
+	if err := (&state.Store{Path: path}).Update(t.Context(), increment); err != nil {
+		t.Error(err)
+	}
+}
