@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -232,6 +233,42 @@ func BenchmarkFlood100000(b *testing.B) {
 		s.General.StateFile = filepath.Join(b.TempDir(), "checker.state")
 		b.StartTimer()
 		r := benchRunner(s)
+		out, err := r.Cron(ctx, jobs.Minute, js)
+		r.Env.Close()
+		if err != nil || len(out) != 100000 || out[0].Result.Status != jobs.Critical {
+			b.Fatalf("%d ran, %v", len(out), err)
+		}
+	}
+}
+
+// downSender refuses every mail as a server that is down for a while.
+type downSender struct{}
+
+func (downSender) Send(context.Context, notify.Mail) error {
+	return errors.New("451 4.3.0 try again later")
+}
+
+// BenchmarkFlood100000MailDown is Flood100000 with an alert contact whose
+// mail server refuses everything for now: the first run queues 100,000
+// notices, tries the digest and records the failed attempt on each.
+func BenchmarkFlood100000MailDown(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	path := benchSettings(b, 100000, benchTCPSections(closed, "failures = 1\n"))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s, js := benchLoad(b, path)
+		s.General.StateFile = filepath.Join(b.TempDir(), "checker.state")
+		b.StartTimer()
+		r := benchRunner(s)
+		r.Sender = downSender{}
+		r.AlertContact = []string{"ops@example.test"}
 		out, err := r.Cron(ctx, jobs.Minute, js)
 		r.Env.Close()
 		if err != nil || len(out) != 100000 || out[0].Result.Status != jobs.Critical {
