@@ -163,3 +163,36 @@ func TestHeartbeatThresholdsOfTheJob(t *testing.T) {
 		t.Errorf("check heartbeat web: exit %d, want 2 (dead by [heartbeat]'s thresholds)", code)
 	}
 }
+
+// TestCheckHeartbeatStoreProblem: `check heartbeat` says why the store
+// could not be read and where, as heartbeat status does, and calls it
+// unreachable only when it is.
+func TestCheckHeartbeatStoreProblem(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "Sekr1t")
+	closed := redistest.ClosedAddr(t)
+	cases := []struct{ name, url, want, not string }{
+		{"stopped", "redis://" + closed + "/0", "unreachable", "Sekr1t"},
+		{"wrong password", "redis://:Wr0ngPw@" + srv.Addr + "/0", "WRONGPASS", "unreachable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+c.url+"\n", 0o600)
+			addr := strings.TrimSuffix(strings.TrimPrefix(c.url, "redis://"), "/0")
+			_, addr, _ = strings.Cut(addr, "@")
+			if addr == "" {
+				addr = closed
+			}
+			for _, args := range [][]string{{"check", "heartbeat", "beta"}, {"check", "heartbeat", "beta", "--json"}, {"heartbeat", "status"}} {
+				out, errOut, code := runCLI(t, nil, append([]string{"-f", cfg}, args...)...)
+				all := out + errOut
+				if code == 0 || !strings.Contains(all, c.want) || !strings.Contains(all, addr) {
+					t.Errorf("%v: exit %d, output %q; want the reason (%s) and the address %s", args, code, all, c.want, addr)
+				}
+				if strings.Contains(all, c.not) || strings.Contains(all, "Wr0ngPw") {
+					t.Errorf("%v: output %q holds %q or the password", args, all, c.not)
+				}
+			}
+		})
+	}
+}

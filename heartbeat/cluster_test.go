@@ -68,6 +68,12 @@ func TestRedisCluster(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Fatalf("List = %v, want all %d services %v", got, n, want)
 			}
+			// GetMany reads named services across the masters in one
+			// pipeline, with no SCAN.
+			many, err := GetMany(ctx, s, append([]string{"never-seen"}, want...))
+			if err != nil || len(many) != n {
+				t.Fatalf("GetMany = %d heartbeats, %v; want all %d", len(many), err, n)
+			}
 			for _, name := range want {
 				if m, ok, err := s.Get(ctx, name); err != nil || !ok || m.ServiceName != name {
 					t.Errorf("Get(%s) = %+v, %v, %v", name, m, ok, err)

@@ -9,7 +9,8 @@
 // clustered (a single node address that turns out to be a cluster node is
 // used as the cluster), over TLS with a private CA and client certificates
 // (LoadTLSConfig), or through a go-redis client the service already has
-// (NewRedisStore). RedisStore.Mirror makes services that only PUBLISH
+// (NewRedisStore). GetMany reads named services without listing the
+// store (no SCAN on Redis, for ACL users allowed only GET). RedisStore.Mirror makes services that only PUBLISH
 // visible to Get and List. The LocalStore keeps one file per service in a
 // directory for a single machine with no server. PushHandler lets hosts
 // without either report over HTTP. Stores can cap the number of services

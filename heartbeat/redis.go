@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type RedisStore struct {
 	keyTTL   time.Duration
 	now      func() time.Time
 	cap      *serviceCap // nil without WithMaxServices
+	db       int         // the database selected, for messages
 	owned    bool        // Close closes the client
 	// unregister removes the store log from the go-redis log router.
 	unregister func()
@@ -108,7 +110,7 @@ func OpenRedis(spec string, p Patterns, opts ...StoreOption) (*RedisStore, error
 		o := rs.options
 		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
 		tuneOptions(o)
-		s.client, s.detect = redis.NewClient(o), o
+		s.client, s.detect, s.db = redis.NewClient(o), o, o.DB
 	case len(rs.Addrs) > 1:
 		o := &redis.ClusterOptions{Addrs: rs.Addrs, TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
 		tuneClusterOptions(o)
@@ -139,6 +141,9 @@ func NewRedisStore(client redis.UniversalClient, p Patterns, opts ...StoreOption
 	cfg := newStoreConfig(opts)
 	s := newRedisStore(p, clientAddr(client), cfg)
 	s.client = client
+	if c, ok := client.(*redis.Client); ok {
+		s.db = c.Options().DB
+	}
 	return s, nil
 }
 
@@ -278,7 +283,8 @@ func (s *RedisStore) conn(ctx context.Context) (redis.UniversalClient, error) {
 	info, err := s.client.Info(ctx, "cluster").Result()
 	if err != nil {
 		var reply redis.Error // the server's error reply
-		refused := errors.As(err, &reply) && (strings.HasPrefix(err.Error(), "NOPERM") || strings.HasPrefix(err.Error(), "ERR"))
+		msg := err.Error()
+		refused := errors.As(err, &reply) && ((strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "'info'")) || strings.HasPrefix(msg, "ERR"))
 		if !refused || isConnectionError(err) || ctx.Err() != nil {
 			// Not asked at all (unreachable, TLS, authentication,
 			// loading): ask again next time.
@@ -551,12 +557,15 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch boo
 			// Each command's own error is looked at below: the server
 			// refusing one key (WRONGTYPE: another program's hash) is that
 			// entry's problem; a broken connection is the store's.
-			cmds, _ := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range ours {
 					p.GetRange(ctx, k, 0, MaxMessageSize)
 				}
 				return nil
 			})
+			if pipelineFailed(cmds, err) {
+				return err
+			}
 			for i, cmd := range cmds {
 				b, err := cmd.(*redis.StringCmd).Bytes()
 				if errors.Is(err, redis.Nil) || (err == nil && len(b) == 0) {
@@ -711,11 +720,19 @@ func (s *RedisStore) Close() error {
 
 // fail wraps err from op, marking connection problems as unavailability.
 func (s *RedisStore) fail(op string, err error) error {
+	if isTLSError(err) {
+		// Reached, but the TLS handshake failed: a matter of
+		// certificates, not of the network.
+		return fmt.Errorf("heartbeat store %s: TLS handshake failed (check tls_ca, tls_cert and tls_key against the server's certificates): %s: %w", s.addr, op, err)
+	}
 	if isConnectionError(err) {
 		if !strings.Contains(err.Error(), s.addr) {
 			err = fmt.Errorf("redis at %s: %w", s.addr, err)
 		}
 		return &unavailableError{cause: err}
+	}
+	if isAccessError(err) && strings.Contains(err.Error(), "'select'") {
+		return fmt.Errorf("heartbeat store %s: the user may not SELECT database %d (let the user run SELECT, or use database 0): %s: %w", s.addr, s.db, op, err)
 	}
 	if strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ") {
 		return fmt.Errorf("heartbeat store %s: %s: the server is a Redis Cluster node but was used as a standalone server (it refused INFO); list the cluster's nodes as host:port,host:port: %w", s.addr, op, err)
@@ -745,6 +762,58 @@ func isConnectionError(err error) bool {
 	}
 	return redis.IsLoadingError(err) || redis.IsClusterDownError(err) ||
 		redis.IsTryAgainError(err) || redis.IsMasterDownError(err)
+}
+
+// isTLSError reports whether err is a failed TLS handshake: a certificate
+// that does not verify, or the server refusing ours.
+func isTLSError(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		alert   tls.AlertError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		header  tls.RecordHeaderError
+	)
+	if errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &unknown) ||
+		errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &header) {
+		return true
+	}
+	// A remote alert reaches us as a *net.OpError around an unexported
+	// type; its text is the one sure sign.
+	return strings.Contains(err.Error(), "remote error: tls: ")
+}
+
+// isAccessError reports whether err is the server refusing this client:
+// authentication (NOAUTH, WRONGPASS) or an ACL permission (NOPERM).
+func isAccessError(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	msg := reply.Error()
+	for _, p := range []string{"NOPERM", "NOAUTH", "WRONGPASS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineFailed reports whether err, the error of a pipeline that ran
+// cmds, failed the pipeline as a whole rather than one of its commands:
+// go-redis returns a failure to set up the connection (AUTH, SELECT
+// refused) without setting it on any command.
+func pipelineFailed(cmds []redis.Cmder, err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, c := range cmds {
+		if c.Err() == err {
+			return false
+		}
+	}
+	return true
 }
 
 func isTimeout(err error) bool {

@@ -580,3 +580,83 @@ func TestHeartbeatStoreGoesAway(t *testing.T) {
 		}
 	}
 }
+
+// aclBackend is a redis-server with an ACL user noscan that may do all but
+// the commands in deny, reached as that user on database db.
+func aclBackend(deny string, db int, srv **redistest.Server) backend {
+	return backend{name: "redis-acl", start: func(t *testing.T) string {
+		t.Helper()
+		*srv = redistest.Start(t, "--user", "default", "on", "nopass", "~*", "&*", "+@all",
+			"--user", "noscan", "on", ">Pw0rd", "~*", "&*", "+@all", deny)
+		return fmt.Sprintf("redis = redis://noscan:Pw0rd@%s/%d\n", (*srv).Addr, db)
+	}}
+}
+
+// TestHeartbeatWithoutScanPermission: named services are read with GET, so
+// a user without SCAN checks them; discovery needs SCAN and says so, by
+// cause, without calling the store unreachable.
+func TestHeartbeatWithoutScanPermission(t *testing.T) {
+	var srv *redistest.Server
+	f := newHeartbeatFixture(t, aclBackend("-scan", 0, &srv), "services = beta\n", "")
+	admin, err := heartbeat.OpenRedis(srv.URL(), heartbeat.Patterns{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Put(context.Background(), heartbeat.Message{ServiceName: "beta", InstanceID: instanceID("bbbbbbbb"), Timestamp: f.now.Add(-5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	runner := &jobs.Runner{Env: f.env}
+	out, err := runner.RunNow(context.Background(), []*jobs.Job{f.job("heartbeat:beta"), f.job(jobs.HeartbeatStoreJob)}, false)
+	if err != nil {
+		t.Fatalf("RunNow: %v", err)
+	}
+	for _, o := range out {
+		wantStatus(t, o.Result, jobs.OK)
+	}
+	wantMessage(t, out[0].Result, "beta alive")
+
+	// The same user with discovery: the listing is refused.
+	f = newHeartbeatFixture(t, backend{name: "same", start: func(*testing.T) string {
+		return "redis = redis://noscan:Pw0rd@" + srv.Addr + "/0\n"
+	}}, "discover = yes\nservices = beta\n", "")
+	_, r := f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.Critical)
+	wantMessage(t, r, "NOPERM", "scan", srv.Addr)
+	if strings.Contains(r.Message, "unreachable") {
+		t.Errorf("message %q calls a refusing store unreachable", r.Message)
+	}
+	// A named service is still read, alone, with GET.
+	_, r = f.run("heartbeat:beta")
+	wantStatus(t, r, jobs.OK)
+
+	// A wrong password: every job says so, not "unreachable".
+	f = newHeartbeatFixture(t, backend{name: "wrongpass", start: func(*testing.T) string {
+		return "redis = redis://noscan:Wr0ng@" + srv.Addr + "/0\n"
+	}}, "services = beta\n", "")
+	_, store := f.run(jobs.HeartbeatStoreJob)
+	_, beta := f.run("heartbeat:beta")
+	wantStatus(t, store, jobs.Critical)
+	if !beta.Skipped {
+		t.Errorf("heartbeat:beta = %+v, want not checked", beta)
+	}
+	for _, r := range []jobs.Result{store, beta} {
+		wantMessage(t, r, "WRONGPASS", srv.Addr)
+		if strings.Contains(r.Message, "unreachable") || strings.Contains(r.Message, "Wr0ng") {
+			t.Errorf("message %q calls a refusing store unreachable or shows the password", r.Message)
+		}
+	}
+}
+
+// TestHeartbeatWithoutSelectPermission: a user who may not SELECT is told
+// so, naming the database.
+func TestHeartbeatWithoutSelectPermission(t *testing.T) {
+	var srv *redistest.Server
+	f := newHeartbeatFixture(t, aclBackend("-select", 2, &srv), "services = beta\n", "")
+	_, r := f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.Critical)
+	t.Logf("store: %s", r.Message)
+	wantMessage(t, r, "NOPERM", "select", "database 2", srv.Addr)
+	_, r = f.run("heartbeat:beta")
+	wantMessage(t, r, "not checked", "database 2")
+}
