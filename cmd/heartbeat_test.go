@@ -196,3 +196,16 @@ func TestCheckHeartbeatStoreProblem(t *testing.T) {
 		})
 	}
 }
+
+// TestHeartbeatPublishRefusesShortIntervals: zero, negative and sub-second
+// intervals are usage errors, not the default or a flood.
+func TestHeartbeatPublishRefusesShortIntervals(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n", 0o600)
+	for _, iv := range []string{"0", "-1s", "1ms", "999ms"} {
+		_, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "publish", "--service", "x", "--interval", iv)
+		if code != exitUsage || !strings.Contains(errOut, "--interval") || !strings.Contains(errOut, "at least 1s") {
+			t.Errorf("--interval %s: exit %d, stderr %q; want a usage error", iv, code, errOut)
+		}
+	}
+}

@@ -21,6 +21,10 @@
 // other processes: Escape (and FormatBeat, ShortInstanceID) make it safe
 // to print on a terminal.
 //
+// A Redis user for publishing needs SET and PUBLISH: the key is set first,
+// so without PUBLISH every beat fails while checks, which read the key,
+// still see the service alive, and only watchers miss it.
+//
 // The package reads no configuration: callers pass in the store address,
 // the clock and the logs. Its one piece of process state is forced on it:
 // go-redis has a single, process-wide logger, which the first RedisStore
