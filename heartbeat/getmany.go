@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -128,4 +130,34 @@ func (s *RedisStore) GetMany(ctx context.Context, services []string) ([]Message,
 		return msgs, &UnreadableError{Services: badName, Err: errors.Join(bad...), where: "heartbeat store " + s.addr}
 	}
 	return msgs, nil
+}
+
+// probeTTL is how long the key CheckWritable writes lives.
+const probeTTL = 10 * time.Second
+
+// CheckWritable checks that the store accepts writes, so that a server out
+// of memory (maxmemory with noeviction: OOM), a read-only replica
+// (READONLY) or one whose snapshots fail (MISCONF) shows as one store
+// problem instead of every publisher failing in turn: it SETs the key of
+// the empty service name (which names no service, so listings ignore it)
+// with a 10s time to live. A user not allowed that write (NOPERM) cannot
+// tell, and CheckWritable returns nil. On a cluster it tries the master
+// that holds that key only. It costs one round trip.
+func (s *RedisStore) CheckWritable(ctx context.Context) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	key := s.patterns.KeyFor("")
+	err = c.Set(ctx, key, "write probe", probeTTL).Err()
+	if err == nil || (isAccessError(err) && strings.HasPrefix(err.Error(), "NOPERM")) {
+		return nil
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) && !isConnectionError(err) {
+		return fmt.Errorf("heartbeat store %s refuses writes, so no heartbeat can be stored: SET %s: %w", s.addr, key, err)
+	}
+	return s.fail("SET "+key, err)
 }

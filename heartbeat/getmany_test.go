@@ -66,3 +66,71 @@ func TestGetManyLocal(t *testing.T) {
 		t.Fatalf("GetMany = %+v, %v", got, err)
 	}
 }
+
+// TestCheckWritable: a server out of memory with noeviction refuses the
+// probe write, naming OOM; a user not allowed to write cannot tell; the
+// probe key is not a service.
+func TestCheckWritable(t *testing.T) {
+	srv := startRedis(t, "--user", "default", "on", "nopass", "~*", "&*", "+@all",
+		"--user", "reader", "on", ">pw", "~*", "&*", "+@read", "+@connection", "+info")
+	s := openTestRedis(t, "redis://"+srv.Addr, Patterns{})
+	ctx := context.Background()
+	if err := s.CheckWritable(ctx); err != nil {
+		t.Fatalf("CheckWritable on a healthy server: %v", err)
+	}
+	start := time.Now()
+	for range 100 {
+		if err := s.CheckWritable(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("one probe on an open connection: %s", time.Since(start)/100)
+	if list, err := s.List(ctx); err != nil || len(list) != 0 {
+		t.Errorf("List after the probe = %v, %v; want no service", list, err)
+	}
+	reader := openTestRedis(t, "redis://reader:pw@"+srv.Addr, Patterns{})
+	if err := reader.CheckWritable(ctx); err != nil {
+		t.Errorf("CheckWritable by a read-only user = %v, want nil (cannot tell)", err)
+	}
+
+	raw := rawClient(t, srv.Addr)
+	if err := raw.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.ConfigSet(context.Background(), "maxmemory", "0") })
+	err := s.CheckWritable(ctx)
+	if err == nil || !strings.Contains(err.Error(), "OOM") || !strings.Contains(err.Error(), "refuses writes") || !strings.Contains(err.Error(), srv.Addr) {
+		t.Fatalf("CheckWritable at maxmemory = %v, want a refused write naming OOM", err)
+	}
+	if err := reader.CheckWritable(ctx); err != nil {
+		t.Errorf("CheckWritable by a read-only user at maxmemory = %v, want nil", err)
+	}
+}
+
+// TestMirrorLogsTheCause: a mirrored write the server refuses is logged
+// with the server's reason, not only EXECABORT.
+func TestMirrorLogsTheCause(t *testing.T) {
+	srv := startRedis(t)
+	sink := &errorSink{}
+	s := openTestRedis(t, srv.Addr, Patterns{}, WithStoreLog(sink.log))
+	raw := rawClient(t, srv.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := raw.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { _ = s.Mirror(ctx) }()
+	payload := `{"service_name":"pubonly","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+	eventually(t, "the refused write to be logged", func() bool {
+		raw.Publish(ctx, "heartbeat:service:pubonly", payload)
+		return sink.contains("heartbeat mirror")
+	})
+	if !sink.contains("OOM") {
+		t.Errorf("mirror log %q does not give the server's reason (OOM)", sink.String())
+	}
+}

@@ -495,6 +495,15 @@ func (e *Env) readHeartbeats(all bool, services []string) *heartbeatSnapshot {
 			snap.err = err
 			return
 		}
+		if rs, ok := store.(*heartbeat.RedisStore); ok {
+			// Reads working says nothing of writes: a server out of
+			// memory refuses every publisher while reads go on. One
+			// round trip tells, and makes it one store problem.
+			if werr := rs.CheckWritable(ctx); werr != nil {
+				snap.err = werr
+				return
+			}
+		}
 		snap.partial = err
 		snap.beats = make(map[string]heartbeat.Message, len(list))
 		for _, m := range list {

@@ -660,3 +660,31 @@ func TestHeartbeatWithoutSelectPermission(t *testing.T) {
 	_, r = f.run("heartbeat:beta")
 	wantMessage(t, r, "not checked", "database 2")
 }
+
+// TestHeartbeatStoreRefusingWrites: a Redis out of memory (noeviction)
+// still answers reads, but no publisher can store a beat; heartbeat:store
+// fails once, naming OOM, and the heartbeat jobs are not checked instead
+// of going stale one by one.
+func TestHeartbeatStoreRefusingWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newHeartbeatFixture(t, backend{name: "redis", start: func(*testing.T) string { return "redis = " + srv.URL() + "\n" }},
+		"services = a\n", "")
+	f.put("a", instanceID("aaaaaaaa"), time.Second)
+	_, r := f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.OK)
+	raw := f.rawRedis()
+	ctx := context.Background()
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := raw.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, r = f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.Critical)
+	wantMessage(t, r, "refuses writes", "OOM", srv.Addr)
+	_, r = f.run("heartbeat:a")
+	if !r.Skipped {
+		t.Errorf("heartbeat:a = %+v, want not checked", r)
+	}
+	wantMessage(t, r, "not checked", "OOM")
+}
