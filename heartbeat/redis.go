@@ -590,7 +590,8 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch boo
 }
 
 // Watch subscribes to every service's channel with PSUBSCRIBE and calls fn
-// for each heartbeat received. Messages that do not decode are reported to
+// for each heartbeat received. Messages that do not decode, and those whose
+// service_name is not the service their channel names, are reported to
 // the store log (see WithStoreLog) and skipped.
 //
 // When the subscription breaks — the server restarts, the connection drops,
@@ -606,6 +607,12 @@ func (s *RedisStore) Watch(ctx context.Context, fn func(Message)) error {
 		m, err := Decode([]byte(rm.Payload))
 		if err != nil {
 			s.log(fmt.Errorf("heartbeat watch: skipped message on channel %q: %w", Escape(rm.Channel), err))
+			return
+		}
+		if service, ok := s.patterns.ServiceFromChannel(rm.Channel); !ok || service != m.ServiceName {
+			// Another service's beat, or a channel that names none: what
+			// Mirror refuses to store is not shown as that service's.
+			s.log(fmt.Errorf("heartbeat watch: skipped message on channel %q: it is from service %q, not the one the channel names", Escape(rm.Channel), Escape(m.ServiceName)))
 			return
 		}
 		fn(m)

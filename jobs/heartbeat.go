@@ -332,8 +332,27 @@ func checkStoreSettings(s *config.Settings) config.Problems {
 	case spec.URL && !spec.TLS:
 		prob(key, errors.New("TLS files given but redis is a redis:// URL, which says no TLS; use rediss:// (or a list of host:port, which the TLS files turn to TLS)"))
 	default:
-		if _, err := heartbeat.LoadTLSConfig(h.TLSCA, h.TLSCert, h.TLSKey); err != nil {
-			prob(key, err)
+		// Each file is checked on its own, so that a problem names the key
+		// (and line) that holds it.
+		if h.TLSCA != "" {
+			if _, err := heartbeat.LoadTLSConfig(h.TLSCA, "", ""); err != nil {
+				prob("tls_ca", err)
+			}
+		}
+		if h.TLSCert == "" && h.TLSKey == "" {
+			break
+		}
+		if _, err := heartbeat.LoadTLSConfig("", h.TLSCert, h.TLSKey); err != nil {
+			switch {
+			case h.TLSCert == "" || strings.Contains(err.Error(), "client key"):
+				prob("tls_key", err)
+			case h.TLSKey == "" || !strings.Contains(err.Error(), " and key "):
+				prob("tls_cert", err)
+			default:
+				// The pair does not go together: the key is named, with
+				// the certificate's line.
+				prob("tls_key", fmt.Errorf("does not go with tls_cert (line %d): %w", sec.KeyLine("tls_cert"), err))
+			}
 		}
 	}
 	return problems

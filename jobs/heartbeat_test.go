@@ -14,6 +14,7 @@ import (
 	"checker/config"
 	"checker/heartbeat"
 	"checker/internal/redistest"
+	"checker/internal/testcert"
 	"checker/jobs"
 	"checker/state"
 )
@@ -687,4 +688,45 @@ func TestHeartbeatStoreRefusingWrites(t *testing.T) {
 		t.Errorf("heartbeat:a = %+v, want not checked", r)
 	}
 	wantMessage(t, r, "not checked", "OOM")
+}
+
+// TestHeartbeatTLSFileProblems: a problem with a TLS file is reported at
+// the key, and line, that names it.
+func TestHeartbeatTLSFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t)
+	caFile := ca.WritePEM(t, dir)
+	certFile, _ := testcert.WriteLeaf(t, dir, ca.Leaf(t, time.Now().Add(time.Hour)))
+	_, otherKey := testcert.WriteLeaf(t, t.TempDir(), ca.Leaf(t, time.Now().Add(time.Hour)))
+	missing := filepath.Join(dir, "missing.pem")
+	cases := []struct {
+		name, lines, key string
+		line             int
+		want             []string
+	}{
+		{"key of another certificate", "tls_ca = " + caFile + "\ntls_cert = " + certFile + "\ntls_key = " + otherKey + "\n",
+			"tls_key", 7, []string{"does not go with tls_cert (line 6)", "private key does not match public key"}},
+		{"missing key file", "tls_ca = " + caFile + "\ntls_cert = " + certFile + "\ntls_key = " + missing + "\n",
+			"tls_key", 7, []string{"client key", "missing.pem"}},
+		{"missing certificate file", "tls_ca = " + caFile + "\ntls_cert = " + missing + "\ntls_key = " + otherKey + "\n",
+			"tls_cert", 6, []string{"client certificate", "missing.pem"}},
+		{"missing CA file", "tls_ca = " + missing + "\ntls_cert = " + certFile + "\ntls_key = " + otherKey + "\n",
+			"tls_ca", 5, []string{"CA file", "missing.pem"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "settings.cfg")
+			text := "[email]\nnomail = yes\n[heartbeat]\nredis = rediss://127.0.0.1:6379/0\n" + c.lines
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, problems := loadSettingsFile(t, path)
+			for _, p := range problems {
+				if p.Key == c.key && p.Line == c.line && containsAll(p.Msg, c.want) {
+					return
+				}
+			}
+			t.Errorf("want a problem at %s (line %d) holding %q; got:\n%s", c.key, c.line, c.want, problems.Error())
+		})
+	}
 }
