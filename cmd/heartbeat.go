@@ -269,7 +269,7 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 				state += " (" + r.Note + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, state, r.LastSeen.Local().Format(timeLayout),
-				(time.Duration(r.AgeSec) * time.Second).String(), heartbeat.ShortInstanceID(r.Instance))
+				heartbeat.FormatSeconds(r.AgeSec), heartbeat.InstanceLabel(r.Instance))
 		}
 		tw.Flush()
 		if len(rows) == 0 && listErr == nil {

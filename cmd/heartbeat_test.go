@@ -209,3 +209,17 @@ func TestHeartbeatPublishRefusesShortIntervals(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatStatusExtremes: an age of centuries and a missing instance
+// id read honestly in the table.
+func TestHeartbeatStatusExtremes(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := writeFile(t, t.TempDir(), "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+srv.URL()+"\n", 0o600)
+	if _, err := redistest.Do(srv.Addr, "SET", "heartbeat:service:ancient", `{"service_name":"ancient","timestamp":"0001-01-01T00:00:01Z"}`); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "status")
+	if code != 0 || !strings.Contains(out, "more than 100 years") || !strings.Contains(out, "(none)") || strings.Contains(out, "2562047h") {
+		t.Errorf("heartbeat status: exit %d\n%s%s; want the age as more than 100 years and the instance as (none)", code, out, errOut)
+	}
+}

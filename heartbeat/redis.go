@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,7 +49,10 @@ type RedisStore struct {
 	now      func() time.Time
 	cap      *serviceCap // nil without WithMaxServices
 	db       int         // the database selected, for messages
-	owned    bool        // Close closes the client
+	// cluster is set once the client is a cluster client: a failure may
+	// then be another node's than the address given.
+	cluster atomic.Bool
+	owned   bool // Close closes the client
 	// unregister removes the store log from the go-redis log router.
 	unregister func()
 	// healthCheck is how long Watch waits in silence before it checks the
@@ -106,6 +110,7 @@ func OpenRedis(spec string, p Patterns, opts ...StoreOption) (*RedisStore, error
 		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
 		tuneClusterOptions(o)
 		s.client = redis.NewClusterClient(o)
+		s.cluster.Store(true)
 	case rs.options != nil:
 		o := rs.options
 		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
@@ -115,6 +120,7 @@ func OpenRedis(spec string, p Patterns, opts ...StoreOption) (*RedisStore, error
 		o := &redis.ClusterOptions{Addrs: rs.Addrs, TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
 		tuneClusterOptions(o)
 		s.client = redis.NewClusterClient(o)
+		s.cluster.Store(true)
 	default:
 		o := &redis.Options{Addr: rs.Addrs[0], TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
 		tuneOptions(o)
@@ -141,8 +147,11 @@ func NewRedisStore(client redis.UniversalClient, p Patterns, opts ...StoreOption
 	cfg := newStoreConfig(opts)
 	s := newRedisStore(p, clientAddr(client), cfg)
 	s.client = client
-	if c, ok := client.(*redis.Client); ok {
+	switch c := client.(type) {
+	case *redis.Client:
 		s.db = c.Options().DB
+	case *redis.ClusterClient:
+		s.cluster.Store(true)
 	}
 	return s, nil
 }
@@ -303,6 +312,7 @@ func (s *RedisStore) conn(ctx context.Context) (redis.UniversalClient, error) {
 		}
 		old := s.client
 		s.client = redis.NewClusterClient(clusterOptionsFrom(s.detect))
+		s.cluster.Store(true)
 		_ = old.Close()
 	}
 	s.detect = nil
@@ -442,6 +452,11 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 
 // decodeEntry decodes the value of key, which belongs to service.
 func (s *RedisStore) decodeEntry(key, service string, b []byte) (Message, error) {
+	if len(b) > MaxMessageSize {
+		// Read with GETRANGE up to one byte past the limit: the real
+		// size is unknown, only that it is over.
+		return Message{}, fmt.Errorf("key %q: its value is more than %d bytes, over the %d-byte limit", Escape(key), MaxMessageSize, MaxMessageSize)
+	}
 	m, err := Decode(b)
 	if err != nil {
 		return Message{}, fmt.Errorf("key %q: %w", Escape(key), err)
@@ -733,7 +748,12 @@ func (s *RedisStore) fail(op string, err error) error {
 		return fmt.Errorf("heartbeat store %s: TLS handshake failed (check tls_ca, tls_cert and tls_key against the server's certificates): %s: %w", s.addr, op, err)
 	}
 	if isConnectionError(err) {
-		if !strings.Contains(err.Error(), s.addr) {
+		switch {
+		case s.cluster.Load():
+			// go-redis does not say which node failed: the one given
+			// may be healthy.
+			err = fmt.Errorf("redis cluster reached through %s (the node that failed may be another): %w", s.addr, err)
+		case !strings.Contains(err.Error(), s.addr):
 			err = fmt.Errorf("redis at %s: %w", s.addr, err)
 		}
 		return &unavailableError{cause: err}

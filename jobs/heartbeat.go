@@ -113,7 +113,7 @@ func (h *Heartbeat) Check(ctx context.Context, env *Env) Result {
 
 // judge turns a heartbeat and the time into a result.
 func (h *Heartbeat) judge(m heartbeat.Message, now time.Time) Result {
-	inst := heartbeat.ShortInstanceID(m.InstanceID)
+	inst := heartbeat.InstanceLabel(m.InstanceID)
 	if err := heartbeat.CheckClockSkew(m, now); err != nil {
 		return Resultf(Unknown, "heartbeat of %s from instance %s: %v", h.Service, inst, err)
 	}
@@ -121,10 +121,10 @@ func (h *Heartbeat) judge(m heartbeat.Message, now time.Time) Result {
 	if age < 0 {
 		age = 0
 	}
-	ago := age.Round(time.Second)
+	ago := heartbeat.FormatAge(age)
 	switch (heartbeat.Thresholds{Alive: h.Alive, Stale: h.Stale}).Classify(age) {
 	case heartbeat.Alive:
-		return Resultf(OK, "%s alive: last heartbeat %s ago from instance %s (beat %d, up %s)", h.Service, ago, inst, m.HeartbeatCount, (time.Duration(m.UptimeSeconds) * time.Second).String())
+		return Resultf(OK, "%s alive: last heartbeat %s ago from instance %s (beat %d, up %s)", h.Service, ago, inst, m.HeartbeatCount, heartbeat.FormatSeconds(m.UptimeSeconds))
 	case heartbeat.Stale:
 		return Resultf(Warning, "%s stale: last heartbeat %s ago from instance %s (alive under %s)", h.Service, ago, inst, h.Alive)
 	}

@@ -730,3 +730,34 @@ func TestHeartbeatTLSFileProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestHeartbeatExtremes: timestamps centuries away, a missing instance id
+// and an oversized value are told honestly, not as saturated durations.
+func TestHeartbeatExtremes(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f := newHeartbeatFixture(t, b, "services = future, ancient, huge\n", "")
+			f.putRaw("future", []byte(`{"service_name":"future","instance_id":"i-1","timestamp":"9999-12-31T23:59:59Z"}`))
+			f.putRaw("ancient", []byte(`{"service_name":"ancient","timestamp":"0001-01-01T00:00:01Z","uptime_seconds":1e15}`))
+			f.putRaw("huge", []byte(`{"service_name":"huge","timestamp":"2025-01-16T08:30:00Z","x":"`+strings.Repeat("x", 80<<10)+`"}`))
+			_, r := f.run("heartbeat:future")
+			wantStatus(t, r, jobs.Unknown)
+			wantMessage(t, r, "timestamp is more than 100 years in the future")
+			_, r = f.run("heartbeat:ancient")
+			wantStatus(t, r, jobs.Critical)
+			wantMessage(t, r, "last heartbeat more than 100 years ago from instance (none) at 0001-01-01")
+			_, r = f.run("heartbeat:huge")
+			wantStatus(t, r, jobs.Critical)
+			if b.name == "redis" {
+				wantMessage(t, r, "more than 65536 bytes")
+			} else {
+				wantMessage(t, r, fmt.Sprintf("is %d bytes", 80<<10+len(`{"service_name":"huge","timestamp":"2025-01-16T08:30:00Z","x":""}`)))
+			}
+			for _, bad := range []string{"2562047h", "65537"} {
+				if strings.Contains(r.Message, bad) {
+					t.Errorf("message %q holds %s", r.Message, bad)
+				}
+			}
+		})
+	}
+}
