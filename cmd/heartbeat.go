@@ -57,7 +57,7 @@ func newHeartbeatPublishCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&o.service, "service", "", "service name (required)")
-	c.Flags().DurationVar(&o.interval, "interval", 60*time.Second, "time between beats")
+	c.Flags().DurationVar(&o.interval, "interval", 60*time.Second, "time between beats (at least 1s)")
 	c.Flags().BoolVar(&o.once, "once", false, "publish one beat and exit")
 	c.Flags().StringArrayVar(&o.data, "data", nil, "service-specific field key=value (repeatable; numbers and true/false stay typed)")
 	c.MarkFlagRequired("service")
@@ -98,6 +98,9 @@ func publishHeartbeats(ctx context.Context, g *globalOptions, o publishOptions) 
 	data, err := parseData(o.data)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
+	}
+	if o.interval < heartbeat.MinInterval {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--interval %s: must be at least %s", o.interval, heartbeat.MinInterval)}
 	}
 	a, store, err := g.openHeartbeats()
 	if err != nil {
@@ -266,7 +269,7 @@ func heartbeatStatus(ctx context.Context, g *globalOptions, asJSON bool) error {
 				state += " (" + r.Note + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, state, r.LastSeen.Local().Format(timeLayout),
-				(time.Duration(r.AgeSec) * time.Second).String(), heartbeat.ShortInstanceID(r.Instance))
+				heartbeat.FormatSeconds(r.AgeSec), heartbeat.InstanceLabel(r.Instance))
 		}
 		tw.Flush()
 		if len(rows) == 0 && listErr == nil {

@@ -163,3 +163,63 @@ func TestHeartbeatThresholdsOfTheJob(t *testing.T) {
 		t.Errorf("check heartbeat web: exit %d, want 2 (dead by [heartbeat]'s thresholds)", code)
 	}
 }
+
+// TestCheckHeartbeatStoreProblem: `check heartbeat` says why the store
+// could not be read and where, as heartbeat status does, and calls it
+// unreachable only when it is.
+func TestCheckHeartbeatStoreProblem(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "Sekr1t")
+	closed := redistest.ClosedAddr(t)
+	cases := []struct{ name, url, want, not string }{
+		{"stopped", "redis://" + closed + "/0", "unreachable", "Sekr1t"},
+		{"wrong password", "redis://:Wr0ngPw@" + srv.Addr + "/0", "WRONGPASS", "unreachable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+c.url+"\n", 0o600)
+			addr := strings.TrimSuffix(strings.TrimPrefix(c.url, "redis://"), "/0")
+			_, addr, _ = strings.Cut(addr, "@")
+			if addr == "" {
+				addr = closed
+			}
+			for _, args := range [][]string{{"check", "heartbeat", "beta"}, {"check", "heartbeat", "beta", "--json"}, {"heartbeat", "status"}} {
+				out, errOut, code := runCLI(t, nil, append([]string{"-f", cfg}, args...)...)
+				all := out + errOut
+				if code == 0 || !strings.Contains(all, c.want) || !strings.Contains(all, addr) {
+					t.Errorf("%v: exit %d, output %q; want the reason (%s) and the address %s", args, code, all, c.want, addr)
+				}
+				if strings.Contains(all, c.not) || strings.Contains(all, "Wr0ngPw") {
+					t.Errorf("%v: output %q holds %q or the password", args, all, c.not)
+				}
+			}
+		})
+	}
+}
+
+// TestHeartbeatPublishRefusesShortIntervals: zero, negative and sub-second
+// intervals are usage errors, not the default or a flood.
+func TestHeartbeatPublishRefusesShortIntervals(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "settings.cfg", "[email]\nnomail = yes\n", 0o600)
+	for _, iv := range []string{"0", "-1s", "1ms", "999ms"} {
+		_, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "publish", "--service", "x", "--interval", iv)
+		if code != exitUsage || !strings.Contains(errOut, "--interval") || !strings.Contains(errOut, "at least 1s") {
+			t.Errorf("--interval %s: exit %d, stderr %q; want a usage error", iv, code, errOut)
+		}
+	}
+}
+
+// TestHeartbeatStatusExtremes: an age of centuries and a missing instance
+// id read honestly in the table.
+func TestHeartbeatStatusExtremes(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := writeFile(t, t.TempDir(), "settings.cfg", "[email]\nnomail = yes\n[heartbeat]\nredis = "+srv.URL()+"\n", 0o600)
+	if _, err := redistest.Do(srv.Addr, "SET", "heartbeat:service:ancient", `{"service_name":"ancient","timestamp":"0001-01-01T00:00:01Z"}`); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "status")
+	if code != 0 || !strings.Contains(out, "more than 100 years") || !strings.Contains(out, "(none)") || strings.Contains(out, "2562047h") {
+		t.Errorf("heartbeat status: exit %d\n%s%s; want the age as more than 100 years and the instance as (none)", code, out, errOut)
+	}
+}

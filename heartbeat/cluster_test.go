@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,12 @@ func TestRedisCluster(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Fatalf("List = %v, want all %d services %v", got, n, want)
 			}
+			// GetMany reads named services across the masters in one
+			// pipeline, with no SCAN.
+			many, err := GetMany(ctx, s, append([]string{"never-seen"}, want...))
+			if err != nil || len(many) != n {
+				t.Fatalf("GetMany = %d heartbeats, %v; want all %d", len(many), err, n)
+			}
 			for _, name := range want {
 				if m, ok, err := s.Get(ctx, name); err != nil || !ok || m.ServiceName != name {
 					t.Errorf("Get(%s) = %+v, %v, %v", name, m, ok, err)
@@ -121,4 +128,37 @@ func TestRedisCluster(t *testing.T) {
 			t.Errorf("Mirror returned %v after cancel", err)
 		}
 	})
+}
+
+// TestRedisClusterNodeStopped: when a node other than the one named stops
+// answering, the error does not blame the named node.
+func TestRedisClusterNodeStopped(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	named := cl.Nodes[0]
+	s := openTestRedis(t, "redis://"+named.Addr, Patterns{})
+	ctx := context.Background()
+	service := ""
+	for i := range 100 {
+		svc := fmt.Sprintf("svc%d", i)
+		if cl.NodeFor(t, "heartbeat:service:"+svc) != named {
+			service = svc
+			break
+		}
+	}
+	if err := s.Put(ctx, Message{ServiceName: service, Timestamp: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := cl.NodeFor(t, "heartbeat:service:"+service)
+	if err := stopped.Cmd().Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer stopped.Cmd().Process.Signal(syscall.SIGCONT)
+	_, _, err := s.Get(ctx, service)
+	if err == nil || !IsUnavailable(err) {
+		t.Fatalf("Get from a stopped node = %v, want unavailable", err)
+	}
+	t.Logf("with %s stopped: %v", stopped.Addr, err)
+	if !strings.Contains(err.Error(), "redis cluster reached through redis://"+named.Addr) || strings.Contains(err.Error(), "redis at redis://"+named.Addr) {
+		t.Errorf("error %q blames the named node %s", err, named.Addr)
+	}
 }

@@ -9,7 +9,8 @@
 // clustered (a single node address that turns out to be a cluster node is
 // used as the cluster), over TLS with a private CA and client certificates
 // (LoadTLSConfig), or through a go-redis client the service already has
-// (NewRedisStore). RedisStore.Mirror makes services that only PUBLISH
+// (NewRedisStore). GetMany reads named services without listing the
+// store (no SCAN on Redis, for ACL users allowed only GET). RedisStore.Mirror makes services that only PUBLISH
 // visible to Get and List. The LocalStore keeps one file per service in a
 // directory for a single machine with no server. PushHandler lets hosts
 // without either report over HTTP. Stores can cap the number of services
@@ -19,6 +20,10 @@
 // of this package contains a Redis password. Heartbeat text comes from
 // other processes: Escape (and FormatBeat, ShortInstanceID) make it safe
 // to print on a terminal.
+//
+// A Redis user for publishing needs SET and PUBLISH: the key is set first,
+// so without PUBLISH every beat fails while checks, which read the key,
+// still see the service alive, and only watchers miss it.
 //
 // The package reads no configuration: callers pass in the store address,
 // the clock and the logs. Its one piece of process state is forced on it:

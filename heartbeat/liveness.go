@@ -85,5 +85,36 @@ func CheckClockSkew(m Message, now time.Time) error {
 	if !future {
 		return nil
 	}
-	return fmt.Errorf("timestamp is %s in the future (clock skew?)", ahead.Round(time.Second))
+	return fmt.Errorf("timestamp is %s in the future (clock skew?)", FormatAge(ahead))
+}
+
+// longestShown is the longest age, skew or uptime shown as a duration.
+// time.Duration saturates at about 292 years, so a timestamp of year 1 or
+// 9999 would otherwise read as a precise 2562047h47m16s.
+const longestShown = 100 * 365 * 24 * time.Hour
+
+// FormatAge shows d rounded to the second, or "more than 100 years" when
+// it is that long either way.
+func FormatAge(d time.Duration) string {
+	if d >= longestShown || d <= -longestShown {
+		return "more than 100 years"
+	}
+	return d.Round(time.Second).String()
+}
+
+// FormatSeconds is FormatAge for a number of seconds (an uptime).
+func FormatSeconds(sec float64) string {
+	if sec >= longestShown.Seconds() || sec <= -longestShown.Seconds() {
+		return "more than 100 years"
+	}
+	return FormatAge(time.Duration(sec * float64(time.Second)))
+}
+
+// InstanceLabel is ShortInstanceID for a sentence: "(none)" when the
+// heartbeat has no instance id.
+func InstanceLabel(id string) string {
+	if id == "" {
+		return "(none)"
+	}
+	return ShortInstanceID(id)
 }

@@ -264,6 +264,10 @@ func (s *LocalStore) readFileInto(service string, buf []byte) (Message, fs.FileI
 	if err != nil {
 		return Message{}, nil, buf, err
 	}
+	if len(b) > MaxMessageSize {
+		// Read up to one byte past the limit; the file says how big it is.
+		return Message{}, nil, b, fmt.Errorf("%s: heartbeat message is %d bytes, over the %d-byte limit", path, max(info.Size(), int64(len(b))), MaxMessageSize)
+	}
 	m, err := Decode(b)
 	if err != nil {
 		return Message{}, nil, b, fmt.Errorf("%s: %w", path, err)

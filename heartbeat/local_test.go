@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,7 +129,7 @@ func TestLocalStoreCorruptFiles(t *testing.T) {
 	}{
 		{"broken", broken + ": heartbeat message is not valid JSON"},
 		{"imposter", imposter + ` holds a heartbeat of service "good"`},
-		{"huge", huge + ": heartbeat message is 65537 bytes"},
+		{"huge", huge + fmt.Sprintf(": heartbeat message is %d bytes", MaxMessageSize+65)},
 	}
 	for _, tt := range tests {
 		_, _, err := s.Get(ctx, tt.service)

@@ -61,8 +61,9 @@ func IsStandardField(name string) bool {
 }
 
 // ValidServiceName returns nil if name can be used as a service name: 1 to
-// 128 characters, each an ASCII letter, digit, '_', '.' or '-'. Names end up
-// in store keys, channel names, file names and URL paths, so nothing else is
+// 128 characters, each an ASCII letter, digit, '_', '.' or '-', and not "."
+// or "..". Names end up in store keys, channel names, file names and URL
+// paths (where "." and ".." would be cleaned away), so nothing else is
 // allowed.
 func ValidServiceName(name string) error {
 	if name == "" {
@@ -80,6 +81,9 @@ func ValidServiceName(name string) error {
 		default:
 			return fmt.Errorf("service name %q: character %q at position %d is not allowed (use ASCII letters, digits, '_', '.' or '-')", name, c, pos)
 		}
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("service name %q is a path element (a URL path /heartbeat/%s would not reach it); use a name with a letter or digit", name, name)
 	}
 	return nil
 }
@@ -230,6 +234,9 @@ func decode(b []byte, rules decodeRules) (Message, error) {
 				m.Data[key] = v
 			}
 		}
+		if err == nil {
+			err = checkNotNegative(key, m)
+		}
 		if err != nil {
 			return Message{}, fmt.Errorf("heartbeat message field %q: %w", key, err)
 		}
@@ -246,6 +253,28 @@ func decode(b []byte, rules decodeRules) (Message, error) {
 		return Message{}, fmt.Errorf("heartbeat message for %q has no timestamp", m.ServiceName)
 	}
 	return m, nil
+}
+
+// checkNotNegative refuses a negative figure in the standard field key
+// of m: counts, uptime, memory and CPU use cannot be below zero.
+func checkNotNegative(key string, m Message) error {
+	var v float64
+	switch key {
+	case fieldUptime:
+		v = m.UptimeSeconds
+	case fieldCount:
+		v = float64(m.HeartbeatCount)
+	case fieldMemory:
+		v = m.MemoryUsageMB
+	case fieldCPU:
+		v = m.CPUUsagePercent
+	default:
+		return nil
+	}
+	if v < 0 {
+		return fmt.Errorf("%v is negative", v)
+	}
+	return nil
 }
 
 // ParseTimestamp parses an RFC 3339 timestamp that carries a UTC offset

@@ -141,6 +141,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"timestamp number", `{"service_name":"a","timestamp":1737016200}`, `field "timestamp": want a string, got the number 1737016200`},
 		{"service_name number", `{"service_name":5,"timestamp":"2025-01-16T08:30:00Z"}`, `field "service_name": want a string`},
 		{"bad service name", `{"service_name":"a b","timestamp":"2025-01-16T08:30:00Z"}`, `character ' ' at position 2`},
+		{"negative count", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","heartbeat_count":-3}`, `field "heartbeat_count": -3 is negative`},
+		{"negative memory", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","memory_usage_mb":-1.5}`, `field "memory_usage_mb": -1.5 is negative`},
+		{"negative uptime", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","uptime_seconds":-1}`, `field "uptime_seconds": -1 is negative`},
+		{"negative cpu", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","cpu_usage_percent":-0.1}`, `field "cpu_usage_percent": -0.1 is negative`},
 		{"count string", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","heartbeat_count":"7"}`, `field "heartbeat_count": want an integer, got a string`},
 		{"count fraction", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","heartbeat_count":7.5}`, "want an integer, got 7.5"},
 		{"memory object", `{"service_name":"a","timestamp":"2025-01-16T08:30:00Z","memory_usage_mb":{}}`, "want a number, got an object"},
@@ -178,7 +182,11 @@ func TestValidServiceName(t *testing.T) {
 		{"a", true},
 		{"tracker_fetcher", true},
 		{"api-v2.prod", true},
-		{"..", true}, // harmless: files get a .json suffix
+		{"...", true},
+		{".hidden", true},
+		{"a..b", true},
+		{".", false},  // an HTTP path /heartbeat/. is cleaned away
+		{"..", false}, // likewise
 		{strings.Repeat("x", 128), true},
 		{"", false},
 		{strings.Repeat("x", 129), false},

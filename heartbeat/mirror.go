@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,11 +91,11 @@ func (s *RedisStore) storeIfNewer(ctx context.Context, m Message, payload []byte
 					return errNotNewer
 				}
 			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			cmds, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, payload, s.keyTTL)
 				return nil
 			})
-			return err
+			return txCause(cmds, err)
 		}, key)
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
@@ -107,6 +108,21 @@ func (s *RedisStore) storeIfNewer(ctx context.Context, m Message, payload []byte
 		return false, nil
 	}
 	return false, s.fail("SET "+key, err)
+}
+
+// txCause returns the error of a transaction that ran cmds: for
+// EXECABORT, which only says the transaction was discarded, the error of
+// the command the server refused while queueing it (OOM, NOPERM, …).
+func txCause(cmds []redis.Cmder, err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "EXECABORT") {
+		return err
+	}
+	for _, c := range cmds {
+		if cerr := c.Err(); cerr != nil && !strings.HasPrefix(cerr.Error(), "EXECABORT") {
+			return fmt.Errorf("%w (%v)", cerr, err)
+		}
+	}
+	return err
 }
 
 // logLimiter passes at most one error of each kind per period to log,

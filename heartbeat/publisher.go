@@ -18,6 +18,13 @@ import (
 const (
 	DefaultInterval         = 60 * time.Second
 	DefaultCollectorTimeout = time.Second
+	// MinInterval is the shortest interval Start accepts: a heartbeat is a
+	// liveness signal, and beats far apart from the thresholds (90s) that
+	// judge them only load the store.
+	MinInterval = time.Second
+	// restartWait bounds how long Start waits for the loop of a context
+	// that is done to end.
+	restartWait = 5 * time.Second
 	// MinCPUWindow is the shortest time cpu_usage_percent is measured over.
 	// The first beat waits until this long has passed since NewPublisher
 	// (at most this long); a beat that follows the previous one sooner
@@ -40,6 +47,7 @@ type Publisher struct {
 	collectorTimeout time.Duration
 	created          time.Time
 	cpuWindow        time.Duration // MinCPUWindow; tests shorten it
+	minInterval      time.Duration // MinInterval; tests shorten it
 	noCPU            bool          // WithoutCPU
 
 	mu         sync.Mutex // guards collectors
@@ -52,7 +60,8 @@ type Publisher struct {
 	cpu      float64 // the last CPU figure
 	measured bool    // cpu holds a measurement
 
-	runMu  sync.Mutex // guards cancel and done
+	runMu  sync.Mutex // guards runCtx, cancel and done
+	runCtx context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -105,13 +114,11 @@ func (c *collector) call(ctx context.Context) (v any, err error) {
 // Option configures a Publisher.
 type Option func(*Publisher)
 
-// WithInterval sets the time between heartbeats (default 60s).
+// WithInterval sets the time between heartbeats (default 60s). Start
+// refuses an interval under MinInterval (1s), zero and negative ones
+// included.
 func WithInterval(d time.Duration) Option {
-	return func(p *Publisher) {
-		if d > 0 {
-			p.interval = d
-		}
-	}
+	return func(p *Publisher) { p.interval = d }
 }
 
 // WithInstanceID sets the instance id sent with each heartbeat (default: a
@@ -179,6 +186,7 @@ func NewPublisher(store Store, service string, opts ...Option) *Publisher {
 		errorLog:         func(err error) { log.Print(err) },
 		collectorTimeout: DefaultCollectorTimeout,
 		cpuWindow:        MinCPUWindow,
+		minInterval:      MinInterval,
 		collectors:       make(map[string]*collector),
 	}
 	for _, o := range opts {
@@ -227,14 +235,22 @@ func (p *Publisher) AddCollector(name string, fn Collector) error {
 	return nil
 }
 
-// Start publishes one heartbeat at once and then one every interval, from a
-// new goroutine, until Stop is called or ctx is done. Failed beats are
-// reported to the error log and do not stop the loop. Start fails if the
-// publisher is already running, ctx is already done, or it cannot publish
-// at all. After Stop, or once ctx is done, Start may be called again.
+// Start publishes heartbeats from a new goroutine until Stop is called or
+// ctx is done: the first one at once — except that the first beat after
+// NewPublisher waits until MinCPUWindow has passed since it, to measure
+// CPU usage over a real interval — and then one every interval after the
+// first. Failed beats are reported to the error log and do not stop the
+// loop. Start fails if the publisher is already running, ctx is already
+// done, the interval is under MinInterval, or it cannot publish at all.
+// After Stop, or once ctx is done, Start may be called again: it waits (up
+// to 5s) for the loop of a done context to end, which takes no longer
+// than the beat it may be in.
 func (p *Publisher) Start(ctx context.Context) error {
 	if err := p.check(); err != nil {
 		return err
+	}
+	if p.interval < p.minInterval {
+		return fmt.Errorf("heartbeat publisher for %q: interval %s is under the minimum of %s", p.service, p.interval, p.minInterval)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("heartbeat publisher for %q: not started: %w", p.service, err)
@@ -242,18 +258,27 @@ func (p *Publisher) Start(ctx context.Context) error {
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	if p.done != nil {
+		if p.runCtx.Err() != nil {
+			// The loop's context is done: it is ending.
+			t := time.NewTimer(restartWait)
+			select {
+			case <-p.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		select {
 		case <-p.done:
 			// The loop ended with its context; nobody called Stop.
 			p.cancel()
-			p.cancel, p.done = nil, nil
+			p.runCtx, p.cancel, p.done = nil, nil, nil
 		default:
 			return fmt.Errorf("heartbeat publisher for %q is already running", p.service)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	p.cancel, p.done = cancel, done
+	p.runCtx, p.cancel, p.done = ctx, cancel, done
 	go p.run(ctx, done)
 	return nil
 }
@@ -265,17 +290,23 @@ func (p *Publisher) run(ctx context.Context, done chan struct{}) {
 		// unless the store has a log of its own.
 		defer redisLogs.register(p.errorLog)()
 	}
-	ticker := time.NewTicker(p.interval)
-	defer ticker.Stop()
-	for {
+	beat := func() {
 		if _, err := p.Beat(ctx); err != nil && ctx.Err() == nil {
 			p.errorLog(err)
 		}
+	}
+	// The first beat may wait for its CPU figure; the ticker starts when
+	// it is sent, so that the next one is an interval later, not sooner.
+	beat()
+	ticker := time.NewTicker(p.interval)
+	defer ticker.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
+		beat()
 	}
 }
 
@@ -285,7 +316,7 @@ func (p *Publisher) run(ctx context.Context, done chan struct{}) {
 func (p *Publisher) Stop() {
 	p.runMu.Lock()
 	cancel, done := p.cancel, p.done
-	p.cancel, p.done = nil, nil
+	p.runCtx, p.cancel, p.done = nil, nil, nil
 	p.runMu.Unlock()
 	if cancel == nil {
 		return
@@ -306,7 +337,9 @@ func (p *Publisher) check() error {
 
 // Beat builds one heartbeat now and puts it in the store, returning what it
 // sent. Collector failures are reported to the error log and leave their
-// field out; only a store failure makes Beat fail. The heartbeat count goes
+// field out, as do collector values that would make the message larger
+// than MaxMessageSize (the largest first, until it fits); only a store
+// failure makes Beat fail. The heartbeat count goes
 // up with every attempt, so gaps show lost beats. The first beat after
 // NewPublisher may wait up to MinCPUWindow to measure CPU usage over a
 // real interval.
@@ -342,10 +375,53 @@ func (p *Publisher) Beat(ctx context.Context) (Message, error) {
 		CPUUsagePercent: round1(p.cpuPercent(now)),
 		Data:            data,
 	}
+	p.fit(&m)
 	if err := p.store.Put(ctx, m); err != nil {
 		return m, fmt.Errorf("heartbeat %s: publish: %w", p.service, err)
 	}
 	return m, nil
+}
+
+// fit drops collector fields from m, largest first, until it encodes
+// within MaxMessageSize, reporting each to the error log: one oversized
+// value costs its field, not the beat.
+func (p *Publisher) fit(m *Message) {
+	b, err := m.MarshalJSON()
+	if err != nil || len(b) <= MaxMessageSize || len(m.Data) == 0 {
+		return
+	}
+	type field struct {
+		name string
+		size int
+	}
+	fields := make([]field, 0, len(m.Data))
+	for k, v := range m.Data {
+		vb, _ := json.Marshal(v)
+		fields = append(fields, field{k, len(k) + len(vb) + 4}) // "k":v,
+	}
+	sort.Slice(fields, func(i, j int) bool {
+		if fields[i].size != fields[j].size {
+			return fields[i].size > fields[j].size
+		}
+		return fields[i].name < fields[j].name
+	})
+	data := make(map[string]any, len(m.Data))
+	for k, v := range m.Data {
+		data[k] = v
+	}
+	m.Data = data
+	size := len(b)
+	for _, f := range fields {
+		if size <= MaxMessageSize {
+			break
+		}
+		delete(m.Data, f.name)
+		p.errorLog(fmt.Errorf("heartbeat %s: collector %q left out: its value of about %d bytes makes the message %d bytes, over the %d-byte limit",
+			p.service, f.name, f.size, size, MaxMessageSize))
+		if b, err := m.MarshalJSON(); err == nil {
+			size = len(b)
+		}
+	}
 }
 
 // cpuPercent returns the CPU time used since the last measurement as a

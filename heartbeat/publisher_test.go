@@ -89,7 +89,7 @@ func TestPublisherSurvivesBadCollectors(t *testing.T) {
 		WithInterval(20*time.Millisecond),
 		WithCollectorTimeout(30*time.Millisecond),
 		WithErrorLog(sink.log))
-	p.cpuWindow = 0
+	p.cpuWindow, p.minInterval = 0, 0
 	var stuckCalls atomic.Int32
 	mustAdd(t, p, "good", func(context.Context) (any, error) { return "yes", nil })
 	mustAdd(t, p, "panics", func(context.Context) (any, error) { panic("collector exploded") })
@@ -283,7 +283,7 @@ func TestAddCollectorRefusesBadCollectors(t *testing.T) {
 func TestStuckCollectorHoldsOneGoroutine(t *testing.T) {
 	sink := &errorSink{}
 	p := NewPublisher(openTestLocal(t), "svc", WithCollectorTimeout(time.Millisecond), WithErrorLog(sink.log))
-	p.cpuWindow = 0
+	p.cpuWindow, p.minInterval = 0, 0
 	release := make(chan struct{})
 	var calls atomic.Int32
 	mustAdd(t, p, "stuck", func(context.Context) (any, error) { calls.Add(1); <-release; return 1, nil })
@@ -319,7 +319,7 @@ func TestStuckCollectorHoldsOneGoroutine(t *testing.T) {
 func TestPublisherRestartsAfterItsContextEnds(t *testing.T) {
 	store := openTestLocal(t)
 	p := NewPublisher(store, "svc", WithInterval(10*time.Millisecond), WithErrorLog(func(err error) { t.Error(err) }))
-	p.cpuWindow = 0
+	p.cpuWindow, p.minInterval = 0, 0
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -389,7 +389,7 @@ func TestPublisherOnCallersClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := NewPublisher(store, "svc", WithErrorLog(func(err error) { t.Error(err) }))
-	p.cpuWindow = 0
+	p.cpuWindow, p.minInterval = 0, 0
 	if _, err := p.Beat(context.Background()); err != nil {
 		t.Fatalf("Beat: %v", err)
 	}
@@ -432,5 +432,106 @@ func TestWithoutCPUDoesNotWait(t *testing.T) {
 	m, err := p.Beat(ctx)
 	if err != nil || ctx.Err() != nil || m.CPUUsagePercent != 0 {
 		t.Fatalf("Beat = %+v, %v (ctx %v); want at once, with cpu 0", m, err, ctx.Err())
+	}
+}
+
+// TestPublisherDropsOversizedCollectors: a collector value that would make
+// the message too big loses its field, not the beat.
+func TestPublisherDropsOversizedCollectors(t *testing.T) {
+	srv := startRedis(t)
+	store := openTestRedis(t, srv.URL(), Patterns{})
+	sink := &errorSink{}
+	p := NewPublisher(store, "bulky", WithErrorLog(sink.log), WithoutCPU())
+	mustAdd(t, p, "blob", func(context.Context) (any, error) { return strings.Repeat("x", 70000), nil })
+	mustAdd(t, p, "half", func(context.Context) (any, error) { return strings.Repeat("y", 40000), nil })
+	mustAdd(t, p, "small", func(context.Context) (any, error) { return 1, nil })
+	ctx := context.Background()
+	if _, err := p.Beat(ctx); err != nil {
+		t.Fatalf("Beat with an oversized collector value: %v", err)
+	}
+	got, ok, err := store.Get(ctx, "bulky")
+	if err != nil || !ok {
+		t.Fatalf("Get = %v, %v; want the beat stored", ok, err)
+	}
+	if _, ok := got.Data["blob"]; ok {
+		t.Error("the oversized field was stored")
+	}
+	if got.Data["half"] != strings.Repeat("y", 40000) || fmt.Sprint(got.Data["small"]) != "1" {
+		t.Errorf("fields that fit were dropped: %d fields", len(got.Data))
+	}
+	if !sink.contains(`collector "blob" left out`) || sink.contains(`collector "half" left out`) {
+		t.Errorf("error log %q; want blob, and only blob, reported", sink.String())
+	}
+}
+
+// TestPublisherRestartsAtOnce: Start right after the previous context was
+// cancelled waits for the old loop to end instead of failing.
+func TestPublisherRestartsAtOnce(t *testing.T) {
+	store := openTestLocal(t)
+	p := NewPublisher(store, "again", WithInterval(time.Hour), WithErrorLog(func(error) {}))
+	p.cpuWindow = 0
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := p.Start(ctx); err != nil {
+			t.Fatalf("Start #%d: %v", i, err)
+		}
+		cancel()
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("final Start: %v", err)
+	}
+	if err := p.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("Start of a running publisher = %v, want already running", err)
+	}
+	p.Stop()
+}
+
+// TestPublisherRefusesShortIntervals: zero, negative and sub-second
+// intervals are refused by Start.
+func TestPublisherRefusesShortIntervals(t *testing.T) {
+	store := openTestLocal(t)
+	for _, d := range []time.Duration{0, -time.Second, time.Millisecond, 999 * time.Millisecond} {
+		p := NewPublisher(store, "fast", WithInterval(d))
+		if err := p.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "under the minimum of 1s") {
+			p.Stop()
+			t.Errorf("Start with interval %s = %v, want refused", d, err)
+		}
+	}
+}
+
+// timedStore records when each Put arrives.
+type timedStore struct {
+	Store
+	mu    sync.Mutex // guards times
+	times []time.Time
+}
+
+func (s *timedStore) Put(ctx context.Context, m Message) error {
+	s.mu.Lock()
+	s.times = append(s.times, time.Now())
+	s.mu.Unlock()
+	return s.Store.Put(ctx, m)
+}
+
+func (s *timedStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.times)
+}
+
+// TestPublisherFirstBeatsAnIntervalApart: the first beat's wait for its CPU
+// figure does not bring the second one forward.
+func TestPublisherFirstBeatsAnIntervalApart(t *testing.T) {
+	store := &timedStore{Store: openTestLocal(t)}
+	p := NewPublisher(store, "paced", WithInterval(time.Second), WithErrorLog(func(err error) { t.Error(err) }))
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "two beats", func() bool { return store.count() >= 2 })
+	p.Stop()
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if gap := store.times[1].Sub(store.times[0]); gap < 900*time.Millisecond {
+		t.Errorf("second beat %s after the first, want about the 1s interval", gap)
 	}
 }

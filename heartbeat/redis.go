@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,7 +48,11 @@ type RedisStore struct {
 	keyTTL   time.Duration
 	now      func() time.Time
 	cap      *serviceCap // nil without WithMaxServices
-	owned    bool        // Close closes the client
+	db       int         // the database selected, for messages
+	// cluster is set once the client is a cluster client: a failure may
+	// then be another node's than the address given.
+	cluster atomic.Bool
+	owned   bool // Close closes the client
 	// unregister removes the store log from the go-redis log router.
 	unregister func()
 	// healthCheck is how long Watch waits in silence before it checks the
@@ -104,15 +110,17 @@ func OpenRedis(spec string, p Patterns, opts ...StoreOption) (*RedisStore, error
 		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
 		tuneClusterOptions(o)
 		s.client = redis.NewClusterClient(o)
+		s.cluster.Store(true)
 	case rs.options != nil:
 		o := rs.options
 		o.TLSConfig = mergeTLS(cfg.tlsConfig, o.TLSConfig, rs.Addrs[0])
 		tuneOptions(o)
-		s.client, s.detect = redis.NewClient(o), o
+		s.client, s.detect, s.db = redis.NewClient(o), o, o.DB
 	case len(rs.Addrs) > 1:
 		o := &redis.ClusterOptions{Addrs: rs.Addrs, TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
 		tuneClusterOptions(o)
 		s.client = redis.NewClusterClient(o)
+		s.cluster.Store(true)
 	default:
 		o := &redis.Options{Addr: rs.Addrs[0], TLSConfig: mergeTLS(cfg.tlsConfig, nil, rs.Addrs[0])}
 		tuneOptions(o)
@@ -139,6 +147,12 @@ func NewRedisStore(client redis.UniversalClient, p Patterns, opts ...StoreOption
 	cfg := newStoreConfig(opts)
 	s := newRedisStore(p, clientAddr(client), cfg)
 	s.client = client
+	switch c := client.(type) {
+	case *redis.Client:
+		s.db = c.Options().DB
+	case *redis.ClusterClient:
+		s.cluster.Store(true)
+	}
 	return s, nil
 }
 
@@ -278,7 +292,8 @@ func (s *RedisStore) conn(ctx context.Context) (redis.UniversalClient, error) {
 	info, err := s.client.Info(ctx, "cluster").Result()
 	if err != nil {
 		var reply redis.Error // the server's error reply
-		refused := errors.As(err, &reply) && (strings.HasPrefix(err.Error(), "NOPERM") || strings.HasPrefix(err.Error(), "ERR"))
+		msg := err.Error()
+		refused := errors.As(err, &reply) && ((strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "'info'")) || strings.HasPrefix(msg, "ERR"))
 		if !refused || isConnectionError(err) || ctx.Err() != nil {
 			// Not asked at all (unreachable, TLS, authentication,
 			// loading): ask again next time.
@@ -297,6 +312,7 @@ func (s *RedisStore) conn(ctx context.Context) (redis.UniversalClient, error) {
 		}
 		old := s.client
 		s.client = redis.NewClusterClient(clusterOptionsFrom(s.detect))
+		s.cluster.Store(true)
 		_ = old.Close()
 	}
 	s.detect = nil
@@ -436,6 +452,11 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 
 // decodeEntry decodes the value of key, which belongs to service.
 func (s *RedisStore) decodeEntry(key, service string, b []byte) (Message, error) {
+	if len(b) > MaxMessageSize {
+		// Read with GETRANGE up to one byte past the limit: the real
+		// size is unknown, only that it is over.
+		return Message{}, fmt.Errorf("key %q: its value is more than %d bytes, over the %d-byte limit", Escape(key), MaxMessageSize, MaxMessageSize)
+	}
 	m, err := Decode(b)
 	if err != nil {
 		return Message{}, fmt.Errorf("key %q: %w", Escape(key), err)
@@ -551,12 +572,15 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch boo
 			// Each command's own error is looked at below: the server
 			// refusing one key (WRONGTYPE: another program's hash) is that
 			// entry's problem; a broken connection is the store's.
-			cmds, _ := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range ours {
 					p.GetRange(ctx, k, 0, MaxMessageSize)
 				}
 				return nil
 			})
+			if pipelineFailed(cmds, err) {
+				return err
+			}
 			for i, cmd := range cmds {
 				b, err := cmd.(*redis.StringCmd).Bytes()
 				if errors.Is(err, redis.Nil) || (err == nil && len(b) == 0) {
@@ -581,7 +605,8 @@ func (s *RedisStore) scanNode(ctx context.Context, node *redis.Client, fetch boo
 }
 
 // Watch subscribes to every service's channel with PSUBSCRIBE and calls fn
-// for each heartbeat received. Messages that do not decode are reported to
+// for each heartbeat received. Messages that do not decode, and those whose
+// service_name is not the service their channel names, are reported to
 // the store log (see WithStoreLog) and skipped.
 //
 // When the subscription breaks — the server restarts, the connection drops,
@@ -597,6 +622,12 @@ func (s *RedisStore) Watch(ctx context.Context, fn func(Message)) error {
 		m, err := Decode([]byte(rm.Payload))
 		if err != nil {
 			s.log(fmt.Errorf("heartbeat watch: skipped message on channel %q: %w", Escape(rm.Channel), err))
+			return
+		}
+		if service, ok := s.patterns.ServiceFromChannel(rm.Channel); !ok || service != m.ServiceName {
+			// Another service's beat, or a channel that names none: what
+			// Mirror refuses to store is not shown as that service's.
+			s.log(fmt.Errorf("heartbeat watch: skipped message on channel %q: it is from service %q, not the one the channel names", Escape(rm.Channel), Escape(m.ServiceName)))
 			return
 		}
 		fn(m)
@@ -711,11 +742,24 @@ func (s *RedisStore) Close() error {
 
 // fail wraps err from op, marking connection problems as unavailability.
 func (s *RedisStore) fail(op string, err error) error {
+	if isTLSError(err) {
+		// Reached, but the TLS handshake failed: a matter of
+		// certificates, not of the network.
+		return fmt.Errorf("heartbeat store %s: TLS handshake failed (check tls_ca, tls_cert and tls_key against the server's certificates): %s: %w", s.addr, op, err)
+	}
 	if isConnectionError(err) {
-		if !strings.Contains(err.Error(), s.addr) {
+		switch {
+		case s.cluster.Load():
+			// go-redis does not say which node failed: the one given
+			// may be healthy.
+			err = fmt.Errorf("redis cluster reached through %s (the node that failed may be another): %w", s.addr, err)
+		case !strings.Contains(err.Error(), s.addr):
 			err = fmt.Errorf("redis at %s: %w", s.addr, err)
 		}
 		return &unavailableError{cause: err}
+	}
+	if isAccessError(err) && strings.Contains(err.Error(), "'select'") {
+		return fmt.Errorf("heartbeat store %s: the user may not SELECT database %d (let the user run SELECT, or use database 0): %s: %w", s.addr, s.db, op, err)
 	}
 	if strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ") {
 		return fmt.Errorf("heartbeat store %s: %s: the server is a Redis Cluster node but was used as a standalone server (it refused INFO); list the cluster's nodes as host:port,host:port: %w", s.addr, op, err)
@@ -745,6 +789,58 @@ func isConnectionError(err error) bool {
 	}
 	return redis.IsLoadingError(err) || redis.IsClusterDownError(err) ||
 		redis.IsTryAgainError(err) || redis.IsMasterDownError(err)
+}
+
+// isTLSError reports whether err is a failed TLS handshake: a certificate
+// that does not verify, or the server refusing ours.
+func isTLSError(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		alert   tls.AlertError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		header  tls.RecordHeaderError
+	)
+	if errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &unknown) ||
+		errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &header) {
+		return true
+	}
+	// A remote alert reaches us as a *net.OpError around an unexported
+	// type; its text is the one sure sign.
+	return strings.Contains(err.Error(), "remote error: tls: ")
+}
+
+// isAccessError reports whether err is the server refusing this client:
+// authentication (NOAUTH, WRONGPASS) or an ACL permission (NOPERM).
+func isAccessError(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	msg := reply.Error()
+	for _, p := range []string{"NOPERM", "NOAUTH", "WRONGPASS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineFailed reports whether err, the error of a pipeline that ran
+// cmds, failed the pipeline as a whole rather than one of its commands:
+// go-redis returns a failure to set up the connection (AUTH, SELECT
+// refused) without setting it on any command.
+func pipelineFailed(cmds []redis.Cmder, err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, c := range cmds {
+		if c.Err() == err {
+			return false
+		}
+	}
+	return true
 }
 
 func isTimeout(err error) bool {

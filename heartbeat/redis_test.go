@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -216,12 +217,22 @@ func TestRedisWatchSkipsMalformedMessages(t *testing.T) {
 	s := openTestRedis(t, srv.Addr, Patterns{}, WithStoreLog(sink.log))
 	raw := rawClient(t, srv.Addr)
 	ctx := context.Background()
-	watchFor(t, s, func(m Message) bool { return m.ServiceName == "fine" && sink.contains("junk") }, func() {
+	var sawOther atomic.Bool
+	watchFor(t, s, func(m Message) bool {
+		if m.ServiceName == "other" {
+			sawOther.Store(true)
+		}
+		return m.ServiceName == "fine" && sink.contains("junk") && sink.contains("bad5")
+	}, func() {
 		raw.Publish(ctx, "heartbeat:service:junk", `{"service_name":`)
+		raw.Publish(ctx, "heartbeat:service:bad5", `{"service_name":"other","timestamp":"2025-01-16T08:30:00Z"}`)
 		_ = s.Put(ctx, Message{ServiceName: "fine", Timestamp: time.Now()})
 	})
 	if !sink.contains(`skipped message on channel "heartbeat:service:junk": heartbeat message is not valid JSON`) {
 		t.Errorf("error log = %q, want the skipped message explained", sink.String())
+	}
+	if sawOther.Load() || !sink.contains(`skipped message on channel "heartbeat:service:bad5": it is from service "other"`) {
+		t.Errorf("a beat of service other on bad5's channel was delivered (%v), or the log %q does not say why it was skipped", sawOther.Load(), sink.String())
 	}
 }
 

@@ -58,7 +58,9 @@ func (s RedisSpec) String() string {
 // is a host, that ports are numbers from 1 to 65535 (a URL without a port
 // means 6379), the database number and go-redis's URL options, and it
 // refuses characters that a URL cannot hold unencoded: a '#', '/', '?' or
-// '@' in a password must be written %23, %2F, %3F or %40.
+// '@' in a password must be written %23, %2F, %3F or %40 (a URL with two
+// '@' before its host is refused, although Go's URL parser would read the
+// last one as the end of the password).
 //
 // Error messages never contain the password or the user name, whatever the
 // input: a spec that does not parse is described, not quoted. `checker
@@ -126,10 +128,26 @@ func parseRedisURL(scheme, spec string) (RedisSpec, error) {
 	if strings.Contains(spec, "#") {
 		return RedisSpec{}, fmt.Errorf("%s URL holds a '#', which is never part of a Redis URL: %s", scheme, encodeHint)
 	}
+	rest := spec[len(scheme)+len("://"):]
+	authority, _, _ := strings.Cut(rest, "/")
+	if strings.Count(authority, "@") > 1 {
+		// url.Parse would take the last '@' and read the rest as part of
+		// the password.
+		return RedisSpec{}, fmt.Errorf("%s URL has more than one '@' before its host: %s", scheme, encodeHint)
+	}
 	u, err := url.Parse(spec)
 	if err != nil {
-		// url.Parse quotes the offending part, which may be the password.
-		return RedisSpec{}, fmt.Errorf("%s URL does not parse: %s", scheme, encodeHint)
+		// url.Parse quotes the offending part, which may be the password:
+		// describe it instead.
+		switch {
+		case strings.Contains(rest, "@"):
+			return RedisSpec{}, fmt.Errorf("%s URL does not parse: %s", scheme, encodeHint)
+		case strings.Contains(err.Error(), "invalid port"):
+			return RedisSpec{}, fmt.Errorf("%s URL: the port after the host is not a number from 1 to 65535 (want %s://host:port; credentials go before an '@': %s://user:password@host:port)", scheme, scheme, scheme)
+		case strings.Contains(err.Error(), "']'") || strings.Contains(err.Error(), "IP-literal"):
+			return RedisSpec{}, fmt.Errorf("%s URL: an IPv6 host must be written in brackets, with the port after them (e.g. %s://[::1]:6379)", scheme, scheme)
+		}
+		return RedisSpec{}, fmt.Errorf("%s URL does not parse (want %s://[user:password@]host[:port][/db])", scheme, scheme)
 	}
 	if strings.Contains(u.Path, "@") || strings.Contains(u.RawQuery, "@") {
 		return RedisSpec{}, fmt.Errorf("%s URL has an '@' after its host: %s", scheme, encodeHint)
@@ -138,7 +156,7 @@ func parseRedisURL(scheme, spec string) (RedisSpec, error) {
 		return RedisSpec{}, fmt.Errorf("%s URL has no host (want %s://host:port)", scheme, scheme)
 	}
 	if _, hasPass := u.User.Password(); u.User != nil && !hasPass && strings.Contains(u.User.Username(), ":") {
-		return RedisSpec{}, fmt.Errorf("%s URL: %s", scheme, encodeHint)
+		return RedisSpec{}, fmt.Errorf("%s URL: the user name holds an encoded ':' (%%3A) and there is no password; write user:password@ with a plain ':' between them (only '#', '/', '?', '@' and '%%' are encoded)", scheme)
 	}
 	first := u.Host
 	if u.Port() == "" && !strings.HasSuffix(u.Host, ":") {

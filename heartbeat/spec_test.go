@@ -62,6 +62,10 @@ func TestParseRedisSpecErrors(t *testing.T) {
 		{"redis://cache:6379/3?addr=other:6379", "a cluster has only database 0"},
 		{"redis://cache:6379?addr=other", `"other" is not host:port`},
 		{"user:pw@cache:6379", "credentials and a database need the URL form"},
+		{"redis://127.0.0.1:abc", "the port after the host is not a number"},
+		{"redis://[::1:6379", "an IPv6 host must be written in brackets"},
+		{"redis://user%3Apw@h:1", "the user name holds an encoded ':' (%3A) and there is no password"},
+		{"redis://user:Sup3r@S3cret@127.0.0.1:6379", "more than one '@' before its host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -69,7 +73,15 @@ func TestParseRedisSpecErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("ParseRedisSpec(%q) = %v, want an error containing %q", tt.spec, err, tt.want)
 			}
+			if !strings.Contains(tt.spec, "@") && strings.Contains(err.Error(), "must be percent-encoded") {
+				t.Errorf("ParseRedisSpec(%q) = %v, which blames a password the URL does not have", tt.spec, err)
+			}
 		})
+	}
+	// A host:port with no '@' is not taken for credentials, and not quoted.
+	_, err := ParseRedisSpec("redis://Sup3rS3cret:x")
+	if err == nil || strings.Contains(err.Error(), "percent-encoded") || strings.Contains(err.Error(), "Sup3r") {
+		t.Errorf("ParseRedisSpec(redis://Sup3rS3cret:x) = %v", err)
 	}
 }
 

@@ -152,7 +152,7 @@ func storeContract(t *testing.T, open func(t *testing.T) Store) {
 		s := open(t)
 		sink := &errorSink{}
 		p := NewPublisher(s, "roundtrip", WithInterval(20*time.Millisecond), WithErrorLog(sink.log))
-		p.cpuWindow = 0
+		p.cpuWindow, p.minInterval = 0, 0
 		mustAdd(t, p, "queue_size", func(context.Context) (any, error) { return 1380, nil })
 		if err := p.Start(context.Background()); err != nil {
 			t.Fatalf("Start: %v", err)

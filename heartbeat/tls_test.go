@@ -86,6 +86,9 @@ func TestRedisTLS(t *testing.T) {
 			t.Fatal("a server requiring client certificates served a client without one")
 		}
 		t.Logf("without a client certificate: %v", err)
+		if !strings.Contains(err.Error(), "TLS handshake failed") || IsUnavailable(err) || strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("error %q does not say the TLS handshake failed, or calls the server unreachable", err)
+		}
 		if strings.Contains(err.Error(), "s3") {
 			t.Errorf("error %q leaks the password", err)
 		}
@@ -98,6 +101,9 @@ func TestRedisTLS(t *testing.T) {
 			t.Fatalf("Get with the system roots = %v, want a certificate error", err)
 		}
 		t.Logf("with an unknown CA: %v", err)
+		if !strings.Contains(err.Error(), "TLS handshake failed") || !strings.Contains(err.Error(), srv.Addr) {
+			t.Errorf("error %q does not say the TLS handshake with %s failed", err, srv.Addr)
+		}
 	})
 
 	t.Run("TLS settings with a plain list turn TLS on", func(t *testing.T) {

@@ -44,6 +44,9 @@ type Env struct {
 	hb      heartbeat.Store
 	hbErr   error
 	hbSnap  *heartbeatSnapshot
+	// hbWant are the services the next read of the store reads, when it
+	// does not list them all ([heartbeat] discover).
+	hbWant map[string]bool
 }
 
 // HeartbeatStore opens the configured heartbeat store on first use and

@@ -82,18 +82,19 @@ func (h *Heartbeat) Target() string { return h.Service }
 // the store. When the store cannot be read the job is not checked at all:
 // it keeps its state, and the heartbeat:store job reports the outage once.
 func (h *Heartbeat) Check(ctx context.Context, env *Env) Result {
-	snap := env.heartbeats()
+	snap := env.heartbeats(h.Service)
 	select {
 	case <-snap.done:
 	case <-ctx.Done():
 		return Resultf(Critical, "timed out waiting for the heartbeat store")
 	}
 	if snap.err != nil {
-		return Result{Status: Unknown, Message: notChecked + "heartbeat store unreachable", Skipped: true}
+		return Result{Status: Unknown, Message: notChecked + storeProblem(snap.err), Skipped: true}
 	}
 	m, found := snap.beats[h.Service]
-	if !found && snap.partial != nil {
-		// The listing skipped some entries; read this one on its own.
+	if !found && (snap.partial != nil || !snap.covers(h.Service)) {
+		// The read skipped this entry (unreadable) or did not ask for
+		// it (a service named after the read began): read it alone.
 		var err error
 		m, found, err = snap.store.Get(ctx, h.Service)
 		if err != nil {
@@ -112,7 +113,7 @@ func (h *Heartbeat) Check(ctx context.Context, env *Env) Result {
 
 // judge turns a heartbeat and the time into a result.
 func (h *Heartbeat) judge(m heartbeat.Message, now time.Time) Result {
-	inst := heartbeat.ShortInstanceID(m.InstanceID)
+	inst := heartbeat.InstanceLabel(m.InstanceID)
 	if err := heartbeat.CheckClockSkew(m, now); err != nil {
 		return Resultf(Unknown, "heartbeat of %s from instance %s: %v", h.Service, inst, err)
 	}
@@ -120,10 +121,10 @@ func (h *Heartbeat) judge(m heartbeat.Message, now time.Time) Result {
 	if age < 0 {
 		age = 0
 	}
-	ago := age.Round(time.Second)
+	ago := heartbeat.FormatAge(age)
 	switch (heartbeat.Thresholds{Alive: h.Alive, Stale: h.Stale}).Classify(age) {
 	case heartbeat.Alive:
-		return Resultf(OK, "%s alive: last heartbeat %s ago from instance %s (beat %d, up %s)", h.Service, ago, inst, m.HeartbeatCount, (time.Duration(m.UptimeSeconds) * time.Second).String())
+		return Resultf(OK, "%s alive: last heartbeat %s ago from instance %s (beat %d, up %s)", h.Service, ago, inst, m.HeartbeatCount, heartbeat.FormatSeconds(m.UptimeSeconds))
 	case heartbeat.Stale:
 		return Resultf(Warning, "%s stale: last heartbeat %s ago from instance %s (alive under %s)", h.Service, ago, inst, h.Alive)
 	}
@@ -220,7 +221,7 @@ func DiscoverHeartbeats(ctx context.Context, env *Env, all []*Job, remembered []
 	}
 	var errs keyErrors
 	c := decodeCommon(s.Heartbeat.Section, s.General.Timeout, DefaultEvery, DefaultNotify, &errs)
-	snap := env.heartbeats()
+	snap := env.readHeartbeats(true, nil)
 	select {
 	case <-snap.done:
 	case <-ctx.Done():
@@ -331,8 +332,27 @@ func checkStoreSettings(s *config.Settings) config.Problems {
 	case spec.URL && !spec.TLS:
 		prob(key, errors.New("TLS files given but redis is a redis:// URL, which says no TLS; use rediss:// (or a list of host:port, which the TLS files turn to TLS)"))
 	default:
-		if _, err := heartbeat.LoadTLSConfig(h.TLSCA, h.TLSCert, h.TLSKey); err != nil {
-			prob(key, err)
+		// Each file is checked on its own, so that a problem names the key
+		// (and line) that holds it.
+		if h.TLSCA != "" {
+			if _, err := heartbeat.LoadTLSConfig(h.TLSCA, "", ""); err != nil {
+				prob("tls_ca", err)
+			}
+		}
+		if h.TLSCert == "" && h.TLSKey == "" {
+			break
+		}
+		if _, err := heartbeat.LoadTLSConfig("", h.TLSCert, h.TLSKey); err != nil {
+			switch {
+			case h.TLSCert == "" || strings.Contains(err.Error(), "client key"):
+				prob("tls_key", err)
+			case h.TLSKey == "" || !strings.Contains(err.Error(), " and key "):
+				prob("tls_cert", err)
+			default:
+				// The pair does not go together: the key is named, with
+				// the certificate's line.
+				prob("tls_key", fmt.Errorf("does not go with tls_cert (line %d): %w", sec.KeyLine("tls_cert"), err))
+			}
 		}
 	}
 	return problems
@@ -351,18 +371,22 @@ type storeCheck struct{}
 func (storeCheck) Validate() error { return nil }
 func (storeCheck) Target() string  { return "heartbeat store" }
 func (storeCheck) Check(ctx context.Context, env *Env) Result {
-	snap := env.heartbeats()
+	// Read at least the services [heartbeat] names, so that the probe
+	// reads as the heartbeat jobs do even on a run where none is due; with
+	// discovery, list them all as discovery does.
+	var named []string
+	discover := false
+	if env.Settings != nil {
+		named, discover = env.Settings.Heartbeat.Services, env.Settings.Heartbeat.Discover
+	}
+	snap := env.readHeartbeats(discover, named)
 	select {
 	case <-snap.done:
 	case <-ctx.Done():
 		return Resultf(Critical, "heartbeat store unreachable: no answer within %s", heartbeatStoreTimeout)
 	}
 	if snap.err != nil {
-		msg := snap.err.Error()
-		if !strings.HasPrefix(msg, "heartbeat store") {
-			msg = "heartbeat store: " + msg
-		}
-		return Resultf(Critical, "%s", msg)
+		return Resultf(Critical, "%s", storeProblem(snap.err))
 	}
 	r := Resultf(OK, "%d heartbeat%s read in %s", len(snap.beats), plural(len(snap.beats)), roundDuration(snap.took))
 	if snap.partial != nil {
@@ -376,15 +400,53 @@ func (storeCheck) Check(ctx context.Context, env *Env) Result {
 // whatever the number of services.
 const heartbeatStoreTimeout = 5 * time.Second
 
-// heartbeatSnapshot is every heartbeat in the store, read once per run and
-// shared by all heartbeat jobs.
+// storeProblem is the reason the store could not be read, as the
+// heartbeat jobs and heartbeat:store show it: the store's own error names
+// the address (never a password) and says "unreachable" only when it
+// could not be reached.
+func storeProblem(err error) string {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "heartbeat store") {
+		msg = "heartbeat store: " + msg
+	}
+	return msg
+}
+
+// heartbeatSnapshot is the heartbeats of a run, read once and shared by
+// all heartbeat jobs: for discovery ([heartbeat] discover), every
+// heartbeat in the store (a listing, SCAN on Redis); otherwise only those
+// of the services the run's jobs watch (GET, no SCAN).
 type heartbeatSnapshot struct {
 	done    chan struct{} // closed when the read is over
 	store   heartbeat.Store
+	all     bool            // every service was listed
+	asked   map[string]bool // the services read, when not all
 	beats   map[string]heartbeat.Message
 	err     error // the store could not be read at all
 	partial error // some entries could not be read
 	took    time.Duration
+}
+
+// covers reports whether the snapshot read service's heartbeat.
+func (s *heartbeatSnapshot) covers(service string) bool { return s.all || s.asked[service] }
+
+// wantHeartbeats adds the services of the heartbeat jobs among jobs to
+// those the next read of the store reads, so that one read serves them
+// all.
+func (e *Env) wantHeartbeats(jobs []*Job) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, j := range jobs {
+		if h, ok := j.Spec.(*Heartbeat); ok {
+			if e.hbWant == nil {
+				e.hbWant = make(map[string]bool)
+			}
+			e.hbWant[h.Service] = true
+		}
+	}
 }
 
 // Refresh makes the next heartbeat check read the store again instead of
@@ -396,15 +458,31 @@ func (e *Env) Refresh() {
 	e.mu.Unlock()
 }
 
-// heartbeats starts the run's read of the store on first use and returns
-// it; callers wait on done.
-func (e *Env) heartbeats() *heartbeatSnapshot {
+// heartbeats starts the run's read of the store on first use, reading
+// services too, and returns it; callers wait on done.
+func (e *Env) heartbeats(services ...string) *heartbeatSnapshot {
+	return e.readHeartbeats(false, services)
+}
+
+// readHeartbeats is heartbeats; with all, a read it starts lists every
+// service in the store (discovery).
+func (e *Env) readHeartbeats(all bool, services []string) *heartbeatSnapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.hbSnap != nil {
 		return e.hbSnap
 	}
-	snap := &heartbeatSnapshot{done: make(chan struct{})}
+	snap := &heartbeatSnapshot{done: make(chan struct{}), asked: make(map[string]bool), all: all}
+	for svc := range e.hbWant {
+		snap.asked[svc] = true
+	}
+	for _, svc := range services {
+		snap.asked[svc] = true
+	}
+	names := make([]string, 0, len(snap.asked))
+	for svc := range snap.asked {
+		names = append(names, svc)
+	}
 	e.hbSnap = snap
 	go func() {
 		defer close(snap.done)
@@ -417,7 +495,12 @@ func (e *Env) heartbeats() *heartbeatSnapshot {
 		snap.store = store
 		ctx, cancel := context.WithTimeout(context.Background(), heartbeatStoreTimeout)
 		defer cancel()
-		list, err := store.List(ctx)
+		var list []heartbeat.Message
+		if snap.all {
+			list, err = store.List(ctx)
+		} else {
+			list, err = heartbeat.GetMany(ctx, store, names)
+		}
 		snap.took = time.Since(start)
 		// Unreadable entries (a bad value) are the services' own problem:
 		// the listing goes on without them and their jobs read them alone.
@@ -430,6 +513,15 @@ func (e *Env) heartbeats() *heartbeatSnapshot {
 			}
 			snap.err = err
 			return
+		}
+		if rs, ok := store.(*heartbeat.RedisStore); ok {
+			// Reads working says nothing of writes: a server out of
+			// memory refuses every publisher while reads go on. One
+			// round trip tells, and makes it one store problem.
+			if werr := rs.CheckWritable(ctx); werr != nil {
+				snap.err = werr
+				return
+			}
 		}
 		snap.partial = err
 		snap.beats = make(map[string]heartbeat.Message, len(list))

@@ -14,6 +14,7 @@ import (
 	"checker/config"
 	"checker/heartbeat"
 	"checker/internal/redistest"
+	"checker/internal/testcert"
 	"checker/jobs"
 	"checker/state"
 )
@@ -578,5 +579,185 @@ func TestHeartbeatStoreGoesAway(t *testing.T) {
 		if !o.Result.Skipped || !strings.Contains(o.Result.Message, "not checked: heartbeat store unreachable") {
 			t.Errorf("%s: %s; want not checked: heartbeat store unreachable", o.Job.Name, o.Result.Line())
 		}
+	}
+}
+
+// aclBackend is a redis-server with an ACL user noscan that may do all but
+// the commands in deny, reached as that user on database db.
+func aclBackend(deny string, db int, srv **redistest.Server) backend {
+	return backend{name: "redis-acl", start: func(t *testing.T) string {
+		t.Helper()
+		*srv = redistest.Start(t, "--user", "default", "on", "nopass", "~*", "&*", "+@all",
+			"--user", "noscan", "on", ">Pw0rd", "~*", "&*", "+@all", deny)
+		return fmt.Sprintf("redis = redis://noscan:Pw0rd@%s/%d\n", (*srv).Addr, db)
+	}}
+}
+
+// TestHeartbeatWithoutScanPermission: named services are read with GET, so
+// a user without SCAN checks them; discovery needs SCAN and says so, by
+// cause, without calling the store unreachable.
+func TestHeartbeatWithoutScanPermission(t *testing.T) {
+	var srv *redistest.Server
+	f := newHeartbeatFixture(t, aclBackend("-scan", 0, &srv), "services = beta\n", "")
+	admin, err := heartbeat.OpenRedis(srv.URL(), heartbeat.Patterns{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Put(context.Background(), heartbeat.Message{ServiceName: "beta", InstanceID: instanceID("bbbbbbbb"), Timestamp: f.now.Add(-5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	runner := &jobs.Runner{Env: f.env}
+	out, err := runner.RunNow(context.Background(), []*jobs.Job{f.job("heartbeat:beta"), f.job(jobs.HeartbeatStoreJob)}, false)
+	if err != nil {
+		t.Fatalf("RunNow: %v", err)
+	}
+	for _, o := range out {
+		wantStatus(t, o.Result, jobs.OK)
+	}
+	wantMessage(t, out[0].Result, "beta alive")
+
+	// The same user with discovery: the listing is refused.
+	f = newHeartbeatFixture(t, backend{name: "same", start: func(*testing.T) string {
+		return "redis = redis://noscan:Pw0rd@" + srv.Addr + "/0\n"
+	}}, "discover = yes\nservices = beta\n", "")
+	_, r := f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.Critical)
+	wantMessage(t, r, "NOPERM", "scan", srv.Addr)
+	if strings.Contains(r.Message, "unreachable") {
+		t.Errorf("message %q calls a refusing store unreachable", r.Message)
+	}
+	// A named service is still read, alone, with GET.
+	_, r = f.run("heartbeat:beta")
+	wantStatus(t, r, jobs.OK)
+
+	// A wrong password: every job says so, not "unreachable".
+	f = newHeartbeatFixture(t, backend{name: "wrongpass", start: func(*testing.T) string {
+		return "redis = redis://noscan:Wr0ng@" + srv.Addr + "/0\n"
+	}}, "services = beta\n", "")
+	_, store := f.run(jobs.HeartbeatStoreJob)
+	_, beta := f.run("heartbeat:beta")
+	wantStatus(t, store, jobs.Critical)
+	if !beta.Skipped {
+		t.Errorf("heartbeat:beta = %+v, want not checked", beta)
+	}
+	for _, r := range []jobs.Result{store, beta} {
+		wantMessage(t, r, "WRONGPASS", srv.Addr)
+		if strings.Contains(r.Message, "unreachable") || strings.Contains(r.Message, "Wr0ng") {
+			t.Errorf("message %q calls a refusing store unreachable or shows the password", r.Message)
+		}
+	}
+}
+
+// TestHeartbeatWithoutSelectPermission: a user who may not SELECT is told
+// so, naming the database.
+func TestHeartbeatWithoutSelectPermission(t *testing.T) {
+	var srv *redistest.Server
+	f := newHeartbeatFixture(t, aclBackend("-select", 2, &srv), "services = beta\n", "")
+	_, r := f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.Critical)
+	t.Logf("store: %s", r.Message)
+	wantMessage(t, r, "NOPERM", "select", "database 2", srv.Addr)
+	_, r = f.run("heartbeat:beta")
+	wantMessage(t, r, "not checked", "database 2")
+}
+
+// TestHeartbeatStoreRefusingWrites: a Redis out of memory (noeviction)
+// still answers reads, but no publisher can store a beat; heartbeat:store
+// fails once, naming OOM, and the heartbeat jobs are not checked instead
+// of going stale one by one.
+func TestHeartbeatStoreRefusingWrites(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newHeartbeatFixture(t, backend{name: "redis", start: func(*testing.T) string { return "redis = " + srv.URL() + "\n" }},
+		"services = a\n", "")
+	f.put("a", instanceID("aaaaaaaa"), time.Second)
+	_, r := f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.OK)
+	raw := f.rawRedis()
+	ctx := context.Background()
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := raw.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, r = f.run(jobs.HeartbeatStoreJob)
+	wantStatus(t, r, jobs.Critical)
+	wantMessage(t, r, "refuses writes", "OOM", srv.Addr)
+	_, r = f.run("heartbeat:a")
+	if !r.Skipped {
+		t.Errorf("heartbeat:a = %+v, want not checked", r)
+	}
+	wantMessage(t, r, "not checked", "OOM")
+}
+
+// TestHeartbeatTLSFileProblems: a problem with a TLS file is reported at
+// the key, and line, that names it.
+func TestHeartbeatTLSFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t)
+	caFile := ca.WritePEM(t, dir)
+	certFile, _ := testcert.WriteLeaf(t, dir, ca.Leaf(t, time.Now().Add(time.Hour)))
+	_, otherKey := testcert.WriteLeaf(t, t.TempDir(), ca.Leaf(t, time.Now().Add(time.Hour)))
+	missing := filepath.Join(dir, "missing.pem")
+	cases := []struct {
+		name, lines, key string
+		line             int
+		want             []string
+	}{
+		{"key of another certificate", "tls_ca = " + caFile + "\ntls_cert = " + certFile + "\ntls_key = " + otherKey + "\n",
+			"tls_key", 7, []string{"does not go with tls_cert (line 6)", "private key does not match public key"}},
+		{"missing key file", "tls_ca = " + caFile + "\ntls_cert = " + certFile + "\ntls_key = " + missing + "\n",
+			"tls_key", 7, []string{"client key", "missing.pem"}},
+		{"missing certificate file", "tls_ca = " + caFile + "\ntls_cert = " + missing + "\ntls_key = " + otherKey + "\n",
+			"tls_cert", 6, []string{"client certificate", "missing.pem"}},
+		{"missing CA file", "tls_ca = " + missing + "\ntls_cert = " + certFile + "\ntls_key = " + otherKey + "\n",
+			"tls_ca", 5, []string{"CA file", "missing.pem"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "settings.cfg")
+			text := "[email]\nnomail = yes\n[heartbeat]\nredis = rediss://127.0.0.1:6379/0\n" + c.lines
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, problems := loadSettingsFile(t, path)
+			for _, p := range problems {
+				if p.Key == c.key && p.Line == c.line && containsAll(p.Msg, c.want) {
+					return
+				}
+			}
+			t.Errorf("want a problem at %s (line %d) holding %q; got:\n%s", c.key, c.line, c.want, problems.Error())
+		})
+	}
+}
+
+// TestHeartbeatExtremes: timestamps centuries away, a missing instance id
+// and an oversized value are told honestly, not as saturated durations.
+func TestHeartbeatExtremes(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f := newHeartbeatFixture(t, b, "services = future, ancient, huge\n", "")
+			f.putRaw("future", []byte(`{"service_name":"future","instance_id":"i-1","timestamp":"9999-12-31T23:59:59Z"}`))
+			f.putRaw("ancient", []byte(`{"service_name":"ancient","timestamp":"0001-01-01T00:00:01Z","uptime_seconds":1e15}`))
+			f.putRaw("huge", []byte(`{"service_name":"huge","timestamp":"2025-01-16T08:30:00Z","x":"`+strings.Repeat("x", 80<<10)+`"}`))
+			_, r := f.run("heartbeat:future")
+			wantStatus(t, r, jobs.Unknown)
+			wantMessage(t, r, "timestamp is more than 100 years in the future")
+			_, r = f.run("heartbeat:ancient")
+			wantStatus(t, r, jobs.Critical)
+			wantMessage(t, r, "last heartbeat more than 100 years ago from instance (none) at 0001-01-01")
+			_, r = f.run("heartbeat:huge")
+			wantStatus(t, r, jobs.Critical)
+			if b.name == "redis" {
+				wantMessage(t, r, "more than 65536 bytes")
+			} else {
+				wantMessage(t, r, fmt.Sprintf("is %d bytes", 80<<10+len(`{"service_name":"huge","timestamp":"2025-01-16T08:30:00Z","x":""}`)))
+			}
+			for _, bad := range []string{"2562047h", "65537"} {
+				if strings.Contains(r.Message, bad) {
+					t.Errorf("message %q holds %s", r.Message, bad)
+				}
+			}
+		})
 	}
 }

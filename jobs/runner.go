@@ -488,6 +488,7 @@ func (r *Runner) runEach(ctx context.Context, jobs []*Job, done func(i int, res 
 		n = 64
 	}
 	sem := make(chan struct{}, n)
+	r.Env.wantHeartbeats(jobs)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		select {
