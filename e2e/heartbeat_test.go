@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +31,12 @@ func TestHeartbeatLocalStore(t *testing.T) {
 	if r.code != 0 || r.stdout != "" || r.stderr != "" {
 		t.Fatalf("publish --once: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-	checkLine(t, "check heartbeat nightly", in.run("check", "heartbeat", "nightly"), 0, "HEARTBEAT OK - nightly alive")
+	line := checkLine(t, "check heartbeat nightly", in.run("check", "heartbeat", "nightly"), 0, "HEARTBEAT OK - nightly alive")
+	// The age as perfdata, with the alive and stale thresholds (90 s and
+	// 180 s by default) as warning and critical.
+	if !regexp.MustCompile(` \| age=\d+s;90;180;0;$`).MatchString(line) {
+		t.Errorf("check heartbeat nightly: %q, want the age as perfdata", line)
+	}
 	checkLine(t, "check heartbeat ghost", in.run("check", "heartbeat", "ghost"), 2, "HEARTBEAT CRITICAL - service ghost has never sent a heartbeat")
 
 	r = in.run("heartbeat", "status", "--json")

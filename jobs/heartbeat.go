@@ -122,13 +122,19 @@ func (h *Heartbeat) judge(m heartbeat.Message, now time.Time) Result {
 		age = 0
 	}
 	ago := heartbeat.FormatAge(age)
+	var r Result
 	switch (heartbeat.Thresholds{Alive: h.Alive, Stale: h.Stale}).Classify(age) {
 	case heartbeat.Alive:
-		return Resultf(OK, "%s alive: last heartbeat %s ago from instance %s (beat %d, up %s)", h.Service, ago, inst, m.HeartbeatCount, heartbeat.FormatSeconds(m.UptimeSeconds))
+		r = Resultf(OK, "%s alive: last heartbeat %s ago from instance %s (beat %d, up %s)", h.Service, ago, inst, m.HeartbeatCount, heartbeat.FormatSeconds(m.UptimeSeconds))
 	case heartbeat.Stale:
-		return Resultf(Warning, "%s stale: last heartbeat %s ago from instance %s (alive under %s)", h.Service, ago, inst, h.Alive)
+		r = Resultf(Warning, "%s stale: last heartbeat %s ago from instance %s (alive under %s)", h.Service, ago, inst, h.Alive)
+	default:
+		r = Resultf(Critical, "%s dead: last heartbeat %s ago from instance %s at %s", h.Service, ago, inst, m.Timestamp.Format(time.RFC3339))
 	}
-	return Resultf(Critical, "%s dead: last heartbeat %s ago from instance %s at %s", h.Service, ago, inst, m.Timestamp.Format(time.RFC3339))
+	// The age against its thresholds, as a plugin's perfdata: stale
+	// (WARNING) past alive, dead (CRITICAL) past stale.
+	r.Perfdata = fmt.Sprintf("age=%ds;%d;%d;0;", int64(age/time.Second), int64(h.Alive/time.Second), int64(h.Stale/time.Second))
+	return r
 }
 
 // OpenHeartbeatStore opens the store the settings name: Redis when [heartbeat]
