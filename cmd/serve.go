@@ -85,8 +85,11 @@ type serving struct {
 	g          *globalOptions
 	listenFlag string
 	log        *slog.Logger
-	logFile    *server.LogFile // nil unless -v logs to [general] logfile
-	srv        *server.Server
+	// hupLog is the same log without the rate limit: every SIGHUP's answer
+	// (settings taken or refused, and why) is written, however many come.
+	hupLog  *slog.Logger
+	logFile *server.LogFile // nil unless -v logs to [general] logfile
+	srv     *server.Server
 
 	settings *config.Settings
 	health   *server.StateHealth
@@ -117,11 +120,11 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 		return err
 	}
 	s := cfg.settings
-	log, logFile := g.serveLogger(s)
+	log, hupLog, logFile := g.serveLogger(s)
 	if logFile != nil {
 		defer logFile.Close()
 	}
-	sv := &serving{g: g, listenFlag: listen, log: log, logFile: logFile, settings: s, cfg: cfg, ctx: ctx}
+	sv := &serving{g: g, listenFlag: listen, log: log, hupLog: hupLog, logFile: logFile, settings: s, cfg: cfg, ctx: ctx}
 	if listen == "" {
 		listen = s.Serve.Listen
 	}
@@ -183,9 +186,11 @@ func (g *globalOptions) loadServeConfig() (*serveConfig, error) {
 }
 
 // serveLogger is serve's log: the journal (stderr) at info; with -d stderr
-// at debug; with -v [general] logfile at debug, reopened on SIGHUP. Warnings
-// and errors are rate-limited per message.
-func (g *globalOptions) serveLogger(s *config.Settings) (*slog.Logger, *server.LogFile) {
+// at debug; with -v [general] logfile at debug, reopened on SIGHUP. The
+// first logger rate-limits records per level and message (a flood of
+// refused requests); the second writes to the same place unlimited, for
+// what must never be held back: the answers to SIGHUP.
+func (g *globalOptions) serveLogger(s *config.Settings) (*slog.Logger, *slog.Logger, *server.LogFile) {
 	level := slog.LevelInfo
 	if g.verbose || g.debug {
 		level = slog.LevelDebug
@@ -202,7 +207,7 @@ func (g *globalOptions) serveLogger(s *config.Settings) (*slog.Logger, *server.L
 			h = slog.NewTextHandler(lf, opts)
 		}
 	}
-	return slog.New(server.RateLimit(h, logEvery, nil)), lf
+	return slog.New(server.RateLimit(h, logEvery, nil)), slog.New(h), lf
 }
 
 // newHealth is the verdict's source for the state file of s, read now.
@@ -332,7 +337,9 @@ func newStateView(cfg *serveConfig) *stateView {
 // reload is SIGHUP: reopen the log file, read the settings again and put
 // them in force — all of them or, when something fails, none.
 func (sv *serving) reload() {
-	log := sv.log
+	// Each SIGHUP is an operator's question (did it take?) and gets its
+	// answer in the log, never held back by the rate limit.
+	log := sv.hupLog
 	if sv.logFile != nil {
 		if err := sv.logFile.Reopen(); err != nil {
 			log.Error("SIGHUP: cannot reopen the log file; still writing to the old one", "err", err)
