@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -75,6 +76,14 @@ func init() { extraCommands = append(extraCommands, newServeCommand) }
 // refused requests writes a line now and then, with the count held back.
 const logEvery = 30 * time.Second
 
+// serveMemoryLimit is the Go runtime's soft memory limit in serve, unless
+// GOMEMLIMIT sets another: near it the garbage collector works harder and
+// returns freed memory to the system at once, so that a burst of status
+// pages and scrapes of a large state does not leave serve holding a
+// hundred megabytes it no longer uses. It is a target, not a cap: serve
+// may exceed it for what is live. Measured in bench/serve.sh.
+const serveMemoryLimit = 64 << 20
+
 // storeCloseDelay is how long a heartbeat store replaced by a reload stays
 // open for the pushes still using it.
 const storeCloseDelay = 15 * time.Second
@@ -118,6 +127,9 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 	cfg, err := g.loadServeConfig()
 	if err != nil {
 		return err
+	}
+	if g.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
 	}
 	s := cfg.settings
 	log, hupLog, logFile := g.serveLogger(s)
@@ -239,7 +251,7 @@ func (sv *serving) routes(cfg *serveConfig, health *server.StateHealth, hb heart
 			if err != nil {
 				return ui.Status{}, err
 			}
-			return pageStatus(v.doc), nil
+			return v.page(), nil
 		},
 		Feed:         feed,
 		Thresholds:   thresholds,
@@ -291,10 +303,12 @@ type viewKey struct {
 	minute int64
 }
 
-// viewValue is one read of the state; its metrics text is made on first
-// use.
+// viewValue is one read of the state; its status page data and its
+// metrics text are made on first use, once, and shared by every page view
+// and scrape until the state changes.
 type viewValue struct {
 	doc     statusDoc
+	page    func() ui.Status
 	metrics func() []byte
 }
 
@@ -321,6 +335,7 @@ func newStateView(cfg *serveConfig) *stateView {
 			return nil, err
 		}
 		v := &viewValue{doc: doc}
+		v.page = sync.OnceValue(func() ui.Status { return pageStatus(doc) })
 		v.metrics = sync.OnceValue(func() []byte {
 			text, _ := metrics.TextOf(metrics.StateFamilies(metricsSnapshot(doc, nil, s)))
 			return text

@@ -20,7 +20,12 @@ func startServe(t *testing.T, cfg string, log *syncWriter) (string, chan<- os.Si
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	g := &globalOptions{configFile: cfg, stdout: log, stderr: log, getenv: func(string) string { return "" }}
+	g := &globalOptions{configFile: cfg, stdout: log, stderr: log, getenv: func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "off" // the test process keeps its own
+		}
+		return ""
+	}}
 	hup := make(chan os.Signal, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -390,5 +391,79 @@ func TestLiveness(t *testing.T) {
 				t.Errorf("age %s: %s, want %s", tc.age, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPageCapsRows: beyond MaxRows, the page shows the first jobs and
+// services, problems first, says how many more there are and where to see
+// them, and counts them all in the summary; the live stream's snapshot
+// holds the services the page shows, and news of the others is left out.
+func TestPageCapsRows(t *testing.T) {
+	store := localStore(t)
+	put(t, store, beatOf("alive-a", now.Add(-10*time.Second)))
+	put(t, store, beatOf("alive-b", now.Add(-10*time.Second)))
+	put(t, store, beatOf("dead-c", now.Add(-time.Hour)))
+	st := sampleStatus()
+	for i := range 5 {
+		st.Jobs = append(st.Jobs, Job{Name: "tcp:ok" + strconv.Itoa(i), Type: "tcp", State: "succeeding", Status: "OK"})
+	}
+	u := newUI(t, store, Options{MaxRows: 2, Now: func() time.Time { return now },
+		Status: func(context.Context) (Status, error) { return st, nil }})
+	srv := serve(t, u)
+	_, body := get(t, srv.URL+"/ui/")
+	doc := parsePage(t, body)
+
+	jobs := rows(t, doc, "jobs-table")
+	if len(jobs) != 2 || attr(jobs[0], "data-job") != "command:<b>raw</b>" {
+		t.Errorf("%d job rows, the first %q; want 2, the failing one first", len(jobs), attr(jobs[0], "data-job"))
+	}
+	more := func(id string) string {
+		n := find(doc, func(n *html.Node) bool { return attr(n, "id") == id })
+		if len(n) != 1 {
+			t.Fatalf("no #%s on the page", id)
+		}
+		return textOf(n[0])
+	}
+	if got := more("more-jobs"); !strings.Contains(got, "And 6 more jobs") || !strings.Contains(got, "checker status") {
+		t.Errorf("#more-jobs: %q", got)
+	}
+	beats := rows(t, doc, "beats")
+	if len(beats) != 2 || attr(beats[0], "data-service") != "dead-c" {
+		t.Errorf("%d heartbeat rows, the first %q; want 2, the dead one first", len(beats), attr(beats[0], "data-service"))
+	}
+	if got := more("more-beats"); !strings.Contains(got, "And 1 more service") {
+		t.Errorf("#more-beats: %q", got)
+	}
+	summary := textOf(find(doc, func(n *html.Node) bool { return attr(n, "id") == "summary" })[0])
+	for _, want := range []string{"8 jobs: 1 failing 1 never run", "3 heartbeats: 2 alive 0 stale 1 dead"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary %q lacks %q", summary, want)
+		}
+	}
+
+	s := openStream(t, srv.URL+"/ui/events")
+	var snap snapshotEvent
+	if err := json.Unmarshal([]byte(s.until("snapshot").data), &snap); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range snap.Beats {
+		names = append(names, b.Service)
+	}
+	if len(names) != 2 || names[0] != "dead-c" {
+		t.Errorf("snapshot of %q, want 2 services, dead-c first", names)
+	}
+	shown, hidden := names[1], "alive-a"
+	if shown == "alive-a" {
+		hidden = "alive-b"
+	}
+	put(t, store, beatOf(hidden, now))
+	put(t, store, beatOf(shown, now))
+	var ev beatEvent
+	if err := json.Unmarshal([]byte(s.until("beat").data), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Beat.Service != shown {
+		t.Errorf("the stream sent a beat of %q, which the page does not show; want %q", ev.Beat.Service, shown)
 	}
 }
