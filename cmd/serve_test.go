@@ -2,8 +2,11 @@ package cmd
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,5 +81,60 @@ func TestServeAnswersEverySIGHUP(t *testing.T) {
 	}
 	if strings.Count(out, "jobs_stale_after") != 3 {
 		t.Errorf("each refusal should say why:\n%s", out)
+	}
+}
+
+// TestServeWithoutHeartbeatStore: a heartbeat store that cannot be opened
+// (here its directory's name is taken by a file; in production, a state
+// directory serve's user may not write) does not stop serve: GET / answers,
+// pushes get 503, the log names the directory and the user; once fixed, a
+// SIGHUP opens the store and pushes are taken.
+func TestServeWithoutHeartbeatStore(t *testing.T) {
+	dir := t.TempDir()
+	// The state directory's path runs through a file: the store's
+	// directory cannot be made there.
+	blocker := writeFile(t, dir, "var", "not a directory", 0o600)
+	cfg := writeFile(t, dir, "settings.cfg", "[general]\nservername = one\nstatefile = var/checker.state\n[email]\nnomail = yes\n", 0o600)
+	var log syncWriter
+	addr, hup, stop := startServe(t, cfg, &log)
+
+	get := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+addr+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("GET", "/"); code != 200 || (body != "True" && body != "JobProblem") {
+		t.Errorf("GET / = %d %q, want a verdict", code, body)
+	}
+	code, body := get("POST", "/heartbeat/backup")
+	if code != http.StatusServiceUnavailable || strings.Contains(body, dir) {
+		t.Errorf("push = %d %q, want 503 naming no path", code, body)
+	}
+	out := log.String()
+	for _, want := range []string{"heartbeat store cannot be opened", "dir=" + filepath.Join(dir, "var", "heartbeat"), "serve_user="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	hup <- syscall.SIGHUP
+	waitUntil(t, "the reload", func() bool { return strings.Contains(log.String(), "SIGHUP: settings reloaded") })
+	if code, body := get("POST", "/heartbeat/backup"); code/100 != 2 {
+		t.Errorf("push after the fix and SIGHUP = %d %q, want it taken", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
