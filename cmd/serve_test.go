@@ -138,3 +138,37 @@ func TestServeWithoutHeartbeatStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMetricsNoMadeUpDestination: with nomail and no alertcontact, notices
+// go to a placeholder that nomail prints; the metrics textfile has no
+// destination series for it, and no completed run is not an OK one.
+func TestMetricsNoMadeUpDestination(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	prom := filepath.Join(dir, "checker.prom")
+	cfg := writeFile(t, dir, "settings.cfg", "[general]\nmetrics_textfile = "+prom+"\n[email]\nnomail = yes\n[tcp:db]\ntarget = "+closed+"\nfailures = 1\n", 0o600)
+	for range 2 {
+		if _, stderr, code := runCLI(t, nil, "-f", cfg, "cron", "minute"); code != 0 {
+			t.Fatalf("cron minute: exit %d: %s", code, stderr)
+		}
+	}
+	b, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if !strings.Contains(text, `checker_job_up{name="tcp:db",type="tcp"} 0`) {
+		t.Fatalf("the job is not in the textfile:\n%s", text)
+	}
+	if strings.Contains(text, "alertcontact not set") {
+		t.Errorf("a made-up destination in the metrics:\n%s", text)
+	}
+	if !strings.Contains(text, "checker_last_run_ok 1") {
+		t.Errorf("after completed runs checker_last_run_ok should be 1:\n%s", text)
+	}
+}
