@@ -102,6 +102,9 @@ func (u *UI) servePage(w http.ResponseWriter, r *http.Request) {
 		u.o.Log.Error("status page: cannot read the state", "err", err)
 		d.StateError = "The state cannot be read; serve's log says why."
 	}
+	if !u.privileged(r) {
+		st = withoutDetails(st)
+	}
 	d.Status = st
 	d.Jobs, d.Summary = jobRows(st, now, u.o.MaxRows)
 	d.MoreJobs = d.Summary.Jobs - len(d.Jobs)
@@ -267,6 +270,25 @@ func beatRank(state string) int {
 		return 1
 	}
 	return 0
+}
+
+// withoutDetails is st for a viewer without a token: the mail problem
+// and the last run's error as classes, as GET /status gives them, without
+// a server's reply, an account or an address. st is shared: it is copied.
+func withoutDetails(st Status) Status {
+	if st.MailProblem != "" {
+		st.MailProblem = st.MailClass
+		if st.MailProblem == "" {
+			st.MailProblem = "mail failed"
+		}
+		st.MailProblem += " (details with a token)"
+	}
+	if st.LastRun != nil && st.LastRun.Error != "" {
+		run := *st.LastRun
+		run.Error = "the run reported an error (details with a token)"
+		st.LastRun = &run
+	}
+	return st
 }
 
 func mailSummary(st Status) (string, string) {

@@ -45,8 +45,9 @@ type Status struct {
 	Jobs    []Job
 	LastRun *Run // nil: no cron run completed yet
 	// Mail is healthy, problem, nomail or unchecked; MailProblem says what
-	// is wrong.
-	Mail, MailProblem string
+	// is wrong, with the details (shown only to requests carrying a
+	// token), MailClass the same as a class and a time, for the others.
+	Mail, MailProblem, MailClass string
 	// Crashed describes a cron run that died, if any.
 	Crashed string
 	// Outbox is the number of notices waiting; FailingRecipients those of
@@ -96,6 +97,10 @@ type Options struct {
 	Token string
 	// IsLoopback tells whether a request comes from this machine.
 	IsLoopback func(*http.Request) bool
+	// Privileged tells whether a request carries another token that shows
+	// the details behind problems ([serve] push_token); nil: none does.
+	// A request carrying Token always sees them.
+	Privileged func(*http.Request) bool
 	// SecureCookie marks the login cookie Secure (serve speaks TLS).
 	SecureCookie bool
 	// MaxStreams, PingEvery, WriteTimeout and MaxStreamAge bound the live

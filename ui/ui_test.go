@@ -162,6 +162,12 @@ func TestPageSaysWhatCannotBeRead(t *testing.T) {
 	}
 }
 
+// movedOn is cookie v with its expiry put a year later, its MAC kept.
+func movedOn(v string) string {
+	_, mac, _ := strings.Cut(v, ".")
+	return strconv.FormatInt(time.Now().AddDate(1, 0, 0).Unix(), 10) + "." + mac
+}
+
 // TestAccess is who may see the page, the stream and the assets.
 func TestAccess(t *testing.T) {
 	const token = "s3cret-token"
@@ -182,8 +188,10 @@ func TestAccess(t *testing.T) {
 		{"token set, nothing sent, stream", token, false, "/ui/events", nil, 401, "missing or wrong token"},
 		{"wrong bearer", token, false, "/ui/", []string{"Authorization", "Bearer nope"}, 401, `name="token"`},
 		{"right bearer from elsewhere", token, false, "/ui/", []string{"Authorization", "Bearer " + token}, 200, "checker status"},
-		{"right cookie", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue(token)}, 200, "checker status"},
-		{"cookie of another token", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue("old")}, 401, `name="token"`},
+		{"right cookie", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue(token, time.Now().Add(time.Hour))}, 200, "checker status"},
+		{"expired cookie", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue(token, time.Now().Add(-time.Second))}, 401, `name="token"`},
+		{"cookie with its expiry moved on", token, false, "/ui/", []string{"Cookie", cookieName + "=" + movedOn(cookieValue(token, time.Now().Add(-time.Second)))}, 401, `name="token"`},
+		{"cookie of another token", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue("old", time.Now().Add(time.Hour))}, 401, `name="token"`},
 		{"cookie holding the token itself", token, false, "/ui/", []string{"Cookie", cookieName + "=" + token}, 401, `name="token"`},
 		{"wrong ?token", token, false, "/ui/?token=nope", nil, 401, "not the one set"},
 		{"assets are open", token, false, "/ui/static/style.css", nil, 200, "checker status page"},
@@ -465,5 +473,45 @@ func TestPageCapsRows(t *testing.T) {
 	}
 	if ev.Beat.Service != shown {
 		t.Errorf("the stream sent a beat of %q, which the page does not show; want %q", ev.Beat.Service, shown)
+	}
+}
+
+// TestDetailsOnlyWithAToken: the mail server's reply and the last run's
+// error reach only a request carrying a token (ui_token as bearer or
+// cookie, or the other token Privileged accepts); a loopback viewer
+// without one (every viewer behind a local reverse proxy) sees the class.
+func TestDetailsOnlyWithAToken(t *testing.T) {
+	const secret = "smtp dial mail.internal.example:25 user secretacct@corp"
+	st := sampleStatus()
+	st.Mail, st.MailProblem, st.MailClass = "problem", "sending mail failed: "+secret, "the last notification send failed at 2030-01-01T00:00:00Z"
+	st.LastRun.Error = "state at /var/lib/checker/checker.state: " + secret
+	status := func(context.Context) (Status, error) { return st, nil }
+	push := func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer push-token" }
+	for _, tc := range []struct {
+		name, token string
+		header      []string
+		detail      bool
+	}{
+		{"loopback, no token set", "", nil, false},
+		{"loopback, push token", "", []string{"Authorization", "Bearer push-token"}, true},
+		{"ui_token as bearer", "ui-token", []string{"Authorization", "Bearer ui-token"}, true},
+		{"ui_token cookie", "ui-token", []string{"Cookie", cookieName + "=" + cookieValue("ui-token", time.Now().Add(time.Hour))}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serve(t, newUI(t, nil, Options{Token: tc.token, Status: status, Privileged: push}))
+			resp, body := get(t, srv.URL+"/ui/", tc.header...)
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET /ui/: %s", resp.Status)
+			}
+			if got := strings.Contains(body, "secretacct"); got != tc.detail {
+				t.Errorf("details shown: %v, want %v", got, tc.detail)
+			}
+			if !tc.detail && (!strings.Contains(body, "the last notification send failed at 2030-01-01T00:00:00Z") || strings.Contains(body, "/var/lib/checker")) {
+				t.Errorf("without a token the page should give the class and no path:\n%.2000s", body)
+			}
+		})
+	}
+	if st.LastRun.Error == "" || !strings.Contains(st.MailProblem, "secretacct") {
+		t.Error("the shared status was changed")
 	}
 }
