@@ -3,8 +3,10 @@
 # requests per second with an empty state and with 10,000 jobs, then floods
 # (GET / and /status, idle keep-alive connections beyond the cap, slowloris,
 # 2,000 pipelined GET / per connection never read, push bodies that never
-# come) while a peer-style prober on 127.0.0.2 asks GET / with a 1 s timeout; with
-# serve's RSS after each. All on loopback; the load generator shares the
+# come, /ui/ and /metrics read and unread) while a peer-style prober on
+# 127.0.0.2 asks GET / with a 1 s timeout; with serve's RSS after each and
+# 3 s later. The 10,000 jobs are tcp jobs to closed ports, run once by
+# `cron minute`. All on loopback; the load generator shares the
 # machine's CPUs with serve, so requests/s is a floor.
 #
 # Usage: bench/serve.sh [serveload flags: -for 5s -conns 32 -idle 10000 -slow 5000

@@ -261,7 +261,7 @@ func (a *app) destinations() map[string]bool {
 		out[strings.ToLower(to)] = true
 	}
 	if len(a.settings.General.AlertContact) == 0 {
-		out["(alertcontact not set)"] = true
+		out[strings.ToLower(jobs.NoAlertContact)] = true
 	}
 	for _, j := range a.jobs {
 		for _, to := range j.Policy.NotifyTo {

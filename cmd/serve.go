@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -75,6 +80,17 @@ func init() { extraCommands = append(extraCommands, newServeCommand) }
 // refused requests writes a line now and then, with the count held back.
 const logEvery = 30 * time.Second
 
+// serveMemoryLimit is the Go runtime's soft memory limit in serve, unless
+// GOMEMLIMIT sets another: near it the garbage collector works harder and
+// returns freed memory to the system at once, so that a burst of status
+// pages and scrapes of a large state does not leave serve holding a
+// hundred megabytes it no longer uses. It is a target, not a cap: serve
+// may exceed it for what is live. Measured in bench/serve.sh.
+const serveMemoryLimit = 64 << 20
+
+// errStoreDown is the metrics' heartbeat error while there is no store.
+var errStoreDown = errors.New("the heartbeat store could not be opened")
+
 // storeCloseDelay is how long a heartbeat store replaced by a reload stays
 // open for the pushes still using it.
 const storeCloseDelay = 15 * time.Second
@@ -85,12 +101,18 @@ type serving struct {
 	g          *globalOptions
 	listenFlag string
 	log        *slog.Logger
-	logFile    *server.LogFile // nil unless -v logs to [general] logfile
-	srv        *server.Server
+	// hupLog is the same log without the rate limit: every SIGHUP's answer
+	// (settings taken or refused, and why) is written, however many come.
+	hupLog  *slog.Logger
+	logFile *server.LogFile // nil unless -v logs to [general] logfile
+	srv     *server.Server
 
 	settings *config.Settings
 	health   *server.StateHealth
-	hb       heartbeat.Store
+	// hb is the heartbeat store; nil when it could not be opened, hbErr
+	// saying why.
+	hb    heartbeat.Store
+	hbErr error
 	// cfg is what the settings in force configure; feed follows hb for the
 	// status page and the metrics; page is the status page being served.
 	cfg  *serveConfig
@@ -116,21 +138,33 @@ func serve(ctx context.Context, g *globalOptions, listen string, hup <-chan os.S
 	if err != nil {
 		return err
 	}
+	if g.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
 	s := cfg.settings
-	log, logFile := g.serveLogger(s)
+	log, hupLog, logFile := g.serveLogger(s)
 	if logFile != nil {
 		defer logFile.Close()
 	}
-	sv := &serving{g: g, listenFlag: listen, log: log, logFile: logFile, settings: s, cfg: cfg, ctx: ctx}
+	sv := &serving{g: g, listenFlag: listen, log: log, hupLog: hupLog, logFile: logFile, settings: s, cfg: cfg, ctx: ctx}
 	if listen == "" {
 		listen = s.Serve.Listen
 	}
+	// The verdict does not need the heartbeat store: a store that cannot
+	// be opened (a state directory serve's user may not write) is logged,
+	// pushes are answered 503, and SIGHUP tries again.
 	sv.hb, err = sv.openStore(s)
 	if err != nil {
-		return fmt.Errorf("heartbeat store: %w", err)
+		sv.hb, sv.hbErr = nil, err
+		log.Error(storeDownMsg, storeProblem(err)...)
 	}
 	sv.stopMirror = sv.mirror(sv.hb)
-	defer func() { sv.stopMirror(); sv.hb.Close() }()
+	defer func() {
+		sv.stopMirror()
+		if sv.hb != nil {
+			sv.hb.Close()
+		}
+	}()
 	sv.feed = sv.newFeed(sv.hb)
 	defer func() { sv.feed.Close() }()
 	sv.health = sv.newHealth(s)
@@ -183,9 +217,11 @@ func (g *globalOptions) loadServeConfig() (*serveConfig, error) {
 }
 
 // serveLogger is serve's log: the journal (stderr) at info; with -d stderr
-// at debug; with -v [general] logfile at debug, reopened on SIGHUP. Warnings
-// and errors are rate-limited per message.
-func (g *globalOptions) serveLogger(s *config.Settings) (*slog.Logger, *server.LogFile) {
+// at debug; with -v [general] logfile at debug, reopened on SIGHUP. The
+// first logger rate-limits records per level and message (a flood of
+// refused requests); the second writes to the same place unlimited, for
+// what must never be held back: the answers to SIGHUP.
+func (g *globalOptions) serveLogger(s *config.Settings) (*slog.Logger, *slog.Logger, *server.LogFile) {
 	level := slog.LevelInfo
 	if g.verbose || g.debug {
 		level = slog.LevelDebug
@@ -202,7 +238,7 @@ func (g *globalOptions) serveLogger(s *config.Settings) (*slog.Logger, *server.L
 			h = slog.NewTextHandler(lf, opts)
 		}
 	}
-	return slog.New(server.RateLimit(h, logEvery, nil)), lf
+	return slog.New(server.RateLimit(h, logEvery, nil)), slog.New(h), lf
 }
 
 // newHealth is the verdict's source for the state file of s, read now.
@@ -215,9 +251,44 @@ func (sv *serving) newHealth(s *config.Settings) *server.StateHealth {
 	return h
 }
 
-// newFeed is the heartbeat feed of the status page and the metrics.
+// newFeed is the heartbeat feed of the status page and the metrics; nil
+// without a store. A nil *ui.Feed may be closed.
 func (sv *serving) newFeed(hb heartbeat.Store) *ui.Feed {
+	if hb == nil {
+		return nil
+	}
 	return ui.NewFeed(hb, ui.FeedOptions{Log: sv.log})
+}
+
+// storeDownMsg is logged when the heartbeat store cannot be opened.
+const storeDownMsg = "heartbeat store cannot be opened: heartbeat pushes are answered 503 and the status page shows no heartbeats; peers' GET / is not affected; fix it and send SIGHUP"
+
+// storeProblem is what the log says of a heartbeat store that cannot be
+// opened: the error and, when it is a directory that cannot be made or
+// written, that directory, its parent's owner and the user serve runs as.
+func storeProblem(err error) []any {
+	attrs := []any{"err", err}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return attrs
+	}
+	attrs = append(attrs, "dir", pe.Path)
+	parent := filepath.Dir(pe.Path)
+	if fi, err := os.Stat(parent); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			attrs = append(attrs, "parent", parent, "parent_owner", nameOfUID(st.Uid), "parent_mode", fi.Mode().Perm().String())
+		}
+	}
+	return append(attrs, "serve_user", nameOfUID(uint32(os.Getuid())))
+}
+
+// nameOfUID is uid's name, or the number when it has none.
+func nameOfUID(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username + " (" + id + ")"
+	}
+	return id
 }
 
 // routes are the routes for the settings of cfg, with the status page
@@ -234,9 +305,9 @@ func (sv *serving) routes(cfg *serveConfig, health *server.StateHealth, hb heart
 			if err != nil {
 				return ui.Status{}, err
 			}
-			return pageStatus(v.doc), nil
+			return v.page(), nil
 		},
-		Feed:         feed,
+		Feed:         feed, // nil without a store: no heartbeat section
 		Thresholds:   thresholds,
 		Token:        s.Serve.UIToken,
 		IsLoopback:   server.IsLoopback,
@@ -254,7 +325,11 @@ func (sv *serving) routes(cfg *serveConfig, health *server.StateHealth, hb heart
 	liveMetrics := func(ctx context.Context) []byte {
 		now := time.Now()
 		var m metrics.Snapshot
-		msgs, err := feed.Heartbeats(ctx)
+		var msgs []heartbeat.Message
+		err := errStoreDown
+		if feed != nil {
+			msgs, err = feed.Heartbeats(ctx)
+		}
 		addHeartbeats(&m, msgs, err, thresholds, now)
 		text, _ := metrics.TextOf(metrics.LiveFamilies(m, now))
 		return text
@@ -267,10 +342,12 @@ func (sv *serving) routes(cfg *serveConfig, health *server.StateHealth, hb heart
 		PushToken:  s.Serve.PushToken,
 		Health:     health.Health,
 		Heartbeats: hb,
-		UI:         page,
-		Metrics:    metrics.Handler(stateMetrics, liveMetrics),
-		UIToken:    s.Serve.UIToken,
-		Log:        sv.log,
+		// Without a store, pushes are refused with 503.
+		HeartbeatsDown: hb == nil,
+		UI:             page,
+		Metrics:        metrics.Handler(stateMetrics, liveMetrics),
+		UIToken:        s.Serve.UIToken,
+		Log:            sv.log,
 	}.Routes(), page
 }
 
@@ -286,10 +363,12 @@ type viewKey struct {
 	minute int64
 }
 
-// viewValue is one read of the state; its metrics text is made on first
-// use.
+// viewValue is one read of the state; its status page data and its
+// metrics text are made on first use, once, and shared by every page view
+// and scrape until the state changes.
 type viewValue struct {
 	doc     statusDoc
+	page    func() ui.Status
 	metrics func() []byte
 }
 
@@ -316,6 +395,7 @@ func newStateView(cfg *serveConfig) *stateView {
 			return nil, err
 		}
 		v := &viewValue{doc: doc}
+		v.page = sync.OnceValue(func() ui.Status { return pageStatus(doc) })
 		v.metrics = sync.OnceValue(func() []byte {
 			text, _ := metrics.TextOf(metrics.StateFamilies(metricsSnapshot(doc, nil, s)))
 			return text
@@ -332,7 +412,9 @@ func newStateView(cfg *serveConfig) *stateView {
 // reload is SIGHUP: reopen the log file, read the settings again and put
 // them in force — all of them or, when something fails, none.
 func (sv *serving) reload() {
-	log := sv.log
+	// Each SIGHUP is an operator's question (did it take?) and gets its
+	// answer in the log, never held back by the rate limit.
+	log := sv.hupLog
 	if sv.logFile != nil {
 		if err := sv.logFile.Reopen(); err != nil {
 			log.Error("SIGHUP: cannot reopen the log file; still writing to the old one", "err", err)
@@ -356,16 +438,25 @@ func (sv *serving) reload() {
 		log.Warn("SIGHUP: [serve] tls_cert/tls_key switch TLS on or off; restart checker serve for that")
 	}
 
-	hb, feed := sv.hb, sv.feed
-	if jobs.HeartbeatStoreConfig(s) != jobs.HeartbeatStoreConfig(old) {
-		if hb, err = sv.openStore(s); err != nil {
+	hb, feed, hbErr := sv.hb, sv.feed, sv.hbErr
+	if hb == nil || jobs.HeartbeatStoreConfig(s) != jobs.HeartbeatStoreConfig(old) {
+		hb, err = sv.openStore(s)
+		switch {
+		case err != nil && sv.hb != nil:
 			log.Error("SIGHUP: cannot open the new heartbeat store; the settings in force stay", "err", err)
 			return
+		case err != nil:
+			// There was none before either: the rest of the settings
+			// are taken, and pushes still get 503.
+			hbErr = err
+			log.Error(storeDownMsg, storeProblem(err)...)
+		default:
+			hbErr = nil
+			feed = sv.newFeed(hb)
 		}
-		feed = sv.newFeed(hb)
 	}
 	undo := func() {
-		if hb != sv.hb {
+		if hb != sv.hb && hb != nil {
 			feed.Close()
 			hb.Close()
 		}
@@ -395,32 +486,39 @@ func (sv *serving) reload() {
 		oldStore, oldFeed := sv.hb, sv.feed
 		sv.stopMirror()
 		sv.stopMirror = sv.mirror(hb)
-		time.AfterFunc(storeCloseDelay, func() {
-			oldFeed.Close()
-			oldStore.Close()
-		})
+		if oldStore != nil {
+			time.AfterFunc(storeCloseDelay, func() {
+				oldFeed.Close()
+				oldStore.Close()
+			})
+		}
 	}
-	sv.settings, sv.health, sv.hb, sv.feed, sv.page, sv.cfg = s, health, hb, feed, page, cfg
+	sv.settings, sv.health, sv.hb, sv.hbErr, sv.feed, sv.page, sv.cfg = s, health, hb, hbErr, feed, page, cfg
 	log.Info("SIGHUP: settings reloaded", "file", s.File)
 }
 
 // openStore opens the heartbeat store of s, its problems (lost and restored
-// subscriptions, refused mirrored beats) going to serve's log.
+// subscriptions, refused mirrored beats) going to serve's log. On error
+// the store is nil, not an interface holding a nil pointer.
 func (sv *serving) openStore(s *config.Settings) (heartbeat.Store, error) {
-	return jobs.OpenHeartbeatStore(s, heartbeat.WithStoreLog(func(err error) {
+	hb, err := jobs.OpenHeartbeatStore(s, heartbeat.WithStoreLog(func(err error) {
 		if errors.Is(err, heartbeat.ErrWatchLost) || errors.Is(err, heartbeat.ErrWatchRestored) {
 			sv.log.Warn("heartbeat store", "err", err)
 			return
 		}
 		sv.log.Debug("heartbeat store", "err", err)
 	}))
+	if err != nil {
+		return nil, err
+	}
+	return hb, nil
 }
 
 // mirror keeps the Redis keys of services that only PUBLISH up to date (see
 // heartbeat.RedisStore.Mirror), so cron, check and status see them too. It
 // returns the function that stops it.
 func (sv *serving) mirror(hb heartbeat.Store) context.CancelFunc {
-	rs, ok := hb.(*heartbeat.RedisStore)
+	rs, ok := hb.(*heartbeat.RedisStore) // false for nil too
 	if !ok {
 		return func() {}
 	}

@@ -229,6 +229,9 @@ func metricsSnapshot(doc statusDoc, readErr error, s *config.Settings) metrics.S
 		Send: deref(doc.Mail.LastSendAt), SendOK: doc.Mail.LastSendOK}
 	kinds := channelKinds(s)
 	for _, r := range doc.destinations {
+		if r.To == jobs.NoAlertContact {
+			continue // a placeholder nomail prints to, not a destination
+		}
 		kind, ok := kinds[strings.ToLower(r.To)]
 		if !ok {
 			kind = "email"

@@ -699,12 +699,16 @@ func allDone(n state.Notice) bool {
 	return true
 }
 
+// NoAlertContact is the recipient of notices when [general] alertcontact
+// is not set: a placeholder that nomail prints, no destination of its own.
+const NoAlertContact = "(alertcontact not set)"
+
 // recipients are the alert contacts, or a placeholder that nomail prints.
 func (r *Runner) recipients() []string {
 	if len(r.AlertContact) > 0 {
 		return r.AlertContact
 	}
-	return []string{"(alertcontact not set)"}
+	return []string{NoAlertContact}
 }
 
 // noteRecovered queues a notice when the store had to replace a corrupt

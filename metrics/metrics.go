@@ -202,7 +202,9 @@ func (b *builder) stateFamilies(s Snapshot) {
 		b.family("checker_last_run_timestamp_seconds", "When the last cron run completed, as a Unix time.").add(unix(s.LastRun.Finished), l)
 		b.family("checker_last_run_duration_seconds", "How long the last completed cron run took.").add(s.LastRun.Finished.Sub(s.LastRun.Started).Seconds(), l)
 	}
-	b.family("checker_last_run_ok", "Whether the last cron run completed its work and no run has crashed since (1), or not (0).").add(boolf(!s.LastRun.Failed), nil)
+	// No completed run yet is not OK: peers are told JobProblem then, and
+	// the alert on this metric must fire as well.
+	b.family("checker_last_run_ok", "Whether a cron run has completed, the last one completed its work and no run has crashed since (1), or not (0).").add(boolf(!s.LastRun.Failed && !s.LastRun.Finished.IsZero()), nil)
 	b.family("checker_mail_ok", "Whether the mail path is healthy (1): the last self-check and the last send, where they happened, succeeded.").add(boolf(s.Mail.Healthy), nil)
 	if !s.Mail.SelfCheck.IsZero() {
 		b.family("checker_mail_selfcheck_timestamp_seconds", "When the last email self-check ran, as a Unix time.").add(unix(s.Mail.SelfCheck), nil)

@@ -246,3 +246,22 @@ func TestHandlerJoinsParts(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRunYetIsNotOK: before any cron run completed, checker_last_run_ok
+// is 0 (peers are told JobProblem then) and there is no last-run time, so
+// the documented alerts fire.
+func TestNoRunYetIsNotOK(t *testing.T) {
+	s := sample()
+	s.LastRun = Run{}
+	fams := parse(t, must(Text(s, now)))
+	if v, ok := value(fams, "checker_last_run_ok"); !ok || v != 0 {
+		t.Errorf("checker_last_run_ok = %v (present %v), want 0", v, ok)
+	}
+	if _, ok := value(fams, "checker_last_run_timestamp_seconds"); ok {
+		t.Error("checker_last_run_timestamp_seconds present without a run")
+	}
+	s.LastRun = sample().LastRun
+	if v, _ := value(parse(t, must(Text(s, now))), "checker_last_run_ok"); v != 1 {
+		t.Errorf("after a completed run checker_last_run_ok = %v, want 1", v)
+	}
+}

@@ -26,8 +26,13 @@ type Checker struct {
 	PushToken string
 	// Health is the verdict's source, normally a StateHealth's Health.
 	Health func() (peer.Health, error)
-	// Heartbeats is where pushed heartbeats go; nil serves no push route.
+	// Heartbeats is where pushed heartbeats go; nil serves no push route,
+	// unless HeartbeatsDown is set.
 	Heartbeats heartbeat.Store
+	// HeartbeatsDown, with Heartbeats nil, says that there should be a
+	// store but it could not be opened: pushes are answered 503 (the log
+	// said why when it failed), while the verdict is served as ever.
+	HeartbeatsDown bool
 	// IsLoopback decides whether a push without a token comes from this
 	// machine; nil means IsLoopback.
 	IsLoopback func(*http.Request) bool
@@ -96,6 +101,15 @@ func (c Checker) Routes() []Route {
 				Now:        c.Now,
 				Log:        c.Log,
 				IsLoopback: c.IsLoopback,
+			}),
+		})
+	}
+	if c.Heartbeats == nil && c.HeartbeatsDown {
+		routes = append(routes, Route{
+			Pattern: "POST /heartbeat/{service}",
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c.Log.Warn("heartbeat push refused: the heartbeat store could not be opened (see the error logged at start or SIGHUP)", "client", r.RemoteAddr)
+				Refuse(w, http.StatusServiceUnavailable, "this server cannot take heartbeats now: its heartbeat store could not be opened; its log says why")
 			}),
 		})
 	}

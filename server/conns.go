@@ -348,3 +348,24 @@ func connOf(r *http.Request) net.Conn {
 	c, _ := r.Context().Value(connKey{}).(net.Conn)
 	return c
 }
+
+// queued lists c as waiting while its request waits for a turn of a
+// bounded route: the cap may close it to make room.
+func (ct *connTracker) queued(c net.Conn) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if t := ct.conns[c]; t != nil {
+		ct.unlist(t)
+		ct.wait(t)
+	}
+}
+
+// dequeued takes c off the waiting list once its request has its turn
+// (or gave up).
+func (ct *connTracker) dequeued(c net.Conn) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if t := ct.conns[c]; t != nil && t.in == &t.cl.waiting {
+		ct.unlist(t)
+	}
+}

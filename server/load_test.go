@@ -14,6 +14,7 @@ import (
 
 	"checker/heartbeat"
 	"checker/peer"
+	"checker/ui"
 )
 
 // The load tests run attacks from 127.0.0.1 against a server with a small
@@ -291,5 +292,95 @@ func TestSlowPushBodies(t *testing.T) {
 	payload := []byte("POST /heartbeat/x HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\nx")
 	underAttack(t, s, func(ctx context.Context, addr string) {
 		opener(ctx, addr, 0, payload)
+	})
+}
+
+// heavyServer is loadServer with a status page of 10,000 jobs and a
+// /metrics answer of 5 MB, as a large state gives them, behind the
+// bounds of Checker.Routes.
+func heavyServer(t *testing.T) *Server {
+	t.Helper()
+	store := jobState(t, 10000, time.Now())
+	sh := NewStateHealth(store, nil, nil)
+	if err := sh.Load(); err != nil {
+		t.Fatal(err)
+	}
+	st := ui.Status{Jobs: make([]ui.Job, 10000)}
+	for i := range st.Jobs {
+		st.Jobs[i] = ui.Job{Name: fmt.Sprintf("tcp:many[127.0.0.4:%d]", 20000+i), Type: "tcp", State: "failing", Status: "CRITICAL",
+			Message: "connect: connection refused", Since: time.Now(), LastRun: time.Now(), Failures: 3}
+	}
+	page := ui.New(ui.Options{Server: "loaded", IsLoopback: IsLoopback,
+		Status: func(context.Context) (ui.Status, error) { return st, nil }})
+	t.Cleanup(page.Close)
+	scrape := []byte(strings.Repeat("checker_job_up{name=\"tcp:many[127.0.0.4:20000]\",type=\"tcp\"} 0\n", 5<<20/60))
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(scrape) })
+	s := newServer(t, Options{MaxConns: loadCap}, Checker{
+		ServerName: "loaded", Version: "test", StaleAfter: time.Hour, Health: sh.Health,
+		UI: page, Metrics: metrics,
+	}.Routes()...)
+	start(t, s)
+	return s
+}
+
+// TestHeavyRouteFlood: the status page and /metrics of a 10,000-job state
+// asked for from many connections at once, read in full or never read:
+// GET / goes on answering, and the heavy routes beyond their bounds say
+// 503 with Retry-After rather than queue without end.
+func TestHeavyRouteFlood(t *testing.T) {
+	t.Run("read", func(t *testing.T) {
+		s := heavyServer(t)
+		var ok, busy atomic.Int64
+		underAttack(t, s, func(ctx context.Context, addr string) {
+			var wg sync.WaitGroup
+			for w := range floodWorkers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					hc := &http.Client{Timeout: 5 * time.Second}
+					defer hc.CloseIdleConnections()
+					path := []string{"/ui/", "/metrics"}[w%2]
+					for ctx.Err() == nil {
+						req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+						resp, err := hc.Do(req)
+						if err != nil {
+							continue
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						switch resp.StatusCode {
+						case http.StatusOK:
+							ok.Add(1)
+						case http.StatusServiceUnavailable:
+							if resp.Header.Get("Retry-After") == "" {
+								t.Errorf("GET %s: 503 without Retry-After", path)
+							}
+							busy.Add(1)
+						default:
+							t.Errorf("GET %s: %s", path, resp.Status)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+		if ok.Load() == 0 {
+			t.Error("no page or scrape was answered in full")
+		}
+		t.Logf("heavy answers: %d in full, %d busy", ok.Load(), busy.Load())
+	})
+	t.Run("unread", func(t *testing.T) {
+		s := heavyServer(t)
+		var n atomic.Int64
+		underAttack(t, s, func(ctx context.Context, addr string) {
+			hold(ctx, addr, attackConns, func(ctx context.Context, c net.Conn) {
+				c.(*net.TCPConn).SetReadBuffer(4096)
+				path := []string{"/ui/", "/metrics"}[n.Add(1)%2]
+				if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: victim\r\n\r\n"); err != nil {
+					return
+				}
+				<-ctx.Done() // never reads
+			})
+		})
 	})
 }

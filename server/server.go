@@ -179,7 +179,7 @@ func (s *Server) SetRoutes(routes []Route) (err error) {
 		}
 		h := r.Handler
 		if r.MaxInFlight > 0 {
-			h = limit(h, r.MaxInFlight)
+			h = s.limit(h, r.MaxInFlight)
 		}
 		if r.WriteTimeout > 0 {
 			h = writeWithin(h, r.WriteTimeout)
@@ -309,23 +309,34 @@ func writeWithin(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
-// limit bounds the requests of h served at once to n.
-func limit(h http.Handler, n int) http.Handler {
+// limit bounds the requests of h served at once to n. A request waiting
+// for its turn holds a connection that serves nobody yet: the cap may close
+// it like an idle one, so that a flood of costly requests cannot take the
+// room a peer's GET / needs.
+func (s *Server) limit(h http.Handler, n int) http.Handler {
 	slots := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
 		default:
+			c := connOf(r)
+			if c != nil {
+				s.conns.queued(c)
+			}
 			t := time.NewTimer(queueWait)
 			select {
 			case slots <- struct{}{}:
 				t.Stop()
 			case <-t.C:
+				// It stays listed: all it gets is a refusal.
 				Refuse(w, http.StatusServiceUnavailable, "busy: too many requests of this kind at once; retry in a second")
 				return
 			case <-r.Context().Done():
 				t.Stop()
 				return // the client left
+			}
+			if c != nil {
+				s.conns.dequeued(c) // served from now on
 			}
 		}
 		defer func() { <-slots }()

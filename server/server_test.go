@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"checker/heartbeat"
 )
 
 func TestServerServesAndShutsDown(t *testing.T) {
@@ -395,5 +398,33 @@ func TestBeyondLoopback(t *testing.T) {
 	start(t, s)
 	if s.BeyondLoopback() {
 		t.Errorf("a server on %s counts as beyond loopback", s.Addr())
+	}
+}
+
+// TestPushNamesAreThePackagesToJudge: the push route hands the service
+// name, percent-decoded once as every path segment is, to the heartbeat
+// package's validation, and records it under exactly that name; it adds
+// no decoding of its own. (Which names are valid is the package's rule.)
+func TestPushNamesAreThePackagesToJudge(t *testing.T) {
+	hb, err := heartbeat.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hb.Close()
+	s := newServer(t, Options{}, Checker{ServerName: "s", Heartbeats: hb}.Routes()...)
+	base := start(t, s) // http://host:port
+	for _, raw := range []string{"nightly-backup", "%2e%2e", ".hidden", "-rf", "CON", "a%2Fb", "a%252Fb", "%2e", "sp%20ace"} {
+		name, err := url.PathUnescape(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantOK := heartbeat.ValidServiceName(name) == nil
+		code, body := fetch(t, http.DefaultClient, http.MethodPost, base+"/heartbeat/"+raw)
+		if got := code/100 == 2; got != wantOK {
+			t.Errorf("push to /heartbeat/%s: %d %q; the package says valid=%v for %q", raw, code, body, wantOK, name)
+		}
+		if _, found, _ := hb.Get(context.Background(), name); found != wantOK {
+			t.Errorf("push to /heartbeat/%s: recorded as %q: %v, want %v", raw, name, found, wantOK)
+		}
 	}
 }

@@ -1,13 +1,16 @@
 package ui
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Who may see the page:
@@ -18,9 +21,12 @@ import (
 //   - With it, anyone who presents it: as "Authorization: Bearer TOKEN"
 //     (scripts, curl), or through the login form the page shows a browser
 //     in its place, or a link ending in /ui/?token=TOKEN. Both set a
-//     cookie holding a hash of the token (HttpOnly, SameSite=Lax, Secure
-//     under TLS, for 30 days) and lead to /ui/ without the token in the
-//     address. Changing the token logs every browser out.
+//     cookie holding its expiry and an HMAC of it keyed by the token
+//     (HttpOnly, SameSite=Lax, Secure under TLS, for 30 days, checked by
+//     the server) and lead to /ui/ without the token in the address.
+//     Changing the token logs every browser out.
+//   - Details behind problems (the mail server's reply and the like) only
+//     to requests carrying a token (see privileged); others see the class.
 
 const (
 	cookieName   = "checker_ui"
@@ -33,11 +39,33 @@ const (
 // content nor its length leaks through timing.
 func tokenSum(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
-// cookieValue is the login cookie for a token: a hash, so that the
-// cookie does not hold the token itself.
-func cookieValue(token string) string {
-	sum := sha256.Sum256([]byte("checker status page login\x00" + token))
-	return hex.EncodeToString(sum[:])
+// cookieValue is the login cookie for a token, good until expires: the
+// expiry and an HMAC of it keyed by the token, so that the cookie holds
+// neither the token nor anything that outlives its expiry or the token.
+func cookieValue(token string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	return exp + "." + hex.EncodeToString(cookieMAC(token, exp))
+}
+
+func cookieMAC(token, exp string) []byte {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("checker status page login\x00" + exp))
+	return m.Sum(nil)
+}
+
+// cookieValid reports whether v is a login cookie made with token that
+// has not expired at now.
+func cookieValid(token, v string, now time.Time) bool {
+	exp, mac, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	sec, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !now.Before(time.Unix(sec, 0)) {
+		return false
+	}
+	got, err := hex.DecodeString(mac)
+	return err == nil && hmac.Equal(got, cookieMAC(token, exp))
 }
 
 // tokenMatches reports whether got is the token, in constant time.
@@ -58,10 +86,21 @@ func (u *UI) authorized(r *http.Request) bool {
 		return u.tokenMatches(strings.TrimSpace(got))
 	}
 	if c, err := r.Cookie(cookieName); err == nil {
-		want := cookieValue(u.o.Token)
-		return subtle.ConstantTimeCompare([]byte(c.Value), []byte(want)) == 1
+		return cookieValid(u.o.Token, c.Value, u.o.Now())
 	}
 	return false
+}
+
+// privileged reports whether r, already authorized, may see the details
+// behind problems (a mail server's reply, an account, an address): only
+// when it carries a token, ui_token (as a bearer token or the login
+// cookie) or push_token. Being on this machine is not enough: behind a
+// reverse proxy on the same host every viewer is.
+func (u *UI) privileged(r *http.Request) bool {
+	if u.o.Token != "" && u.authorized(r) {
+		return true
+	}
+	return u.o.Privileged != nil && u.o.Privileged(r)
 }
 
 // guard serves h to those authorized. For the page (page true), a browser
@@ -117,7 +156,7 @@ func (u *UI) serveLogin(w http.ResponseWriter, r *http.Request) {
 // address.
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: cookieValue(u.o.Token), Path: "/ui/", MaxAge: cookieMaxAge,
+		Name: cookieName, Value: cookieValue(u.o.Token, u.o.Now().Add(cookieMaxAge*time.Second)), Path: "/ui/", MaxAge: cookieMaxAge,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: u.o.SecureCookie,
 	})
 	w.Header().Set("Cache-Control", "no-store")

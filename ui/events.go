@@ -89,6 +89,16 @@ func (u *UI) serveEvents(w http.ResponseWriter, r *http.Request) {
 	for _, m := range msgs {
 		snap.Beats = append(snap.Beats, u.beatOf(m, now))
 	}
+	// Beyond MaxRows services, the stream follows those the page shows
+	// (problems first), as the page does; news of the others is dropped.
+	var shown map[string]bool
+	if len(snap.Beats) > u.o.MaxRows {
+		snap.Beats = firstBeats(snap.Beats, u.o.MaxRows)
+		shown = make(map[string]bool, len(snap.Beats))
+		for _, b := range snap.Beats {
+			shown[b.Service] = true
+		}
+	}
 	if send(event("snapshot", snap)) != nil {
 		return
 	}
@@ -113,7 +123,11 @@ func (u *UI) serveEvents(w http.ResponseWriter, r *http.Request) {
 				return // too slow, or the feed closed: the page reconnects
 			}
 			now := u.o.Now()
-			msg = event("beat", beatEvent{Now: now.UnixMilli(), Beat: u.beatOf(m, now)})
+			b := u.beatOf(m, now)
+			if shown != nil && !shown[b.Service] {
+				continue
+			}
+			msg = event("beat", beatEvent{Now: now.UnixMilli(), Beat: b})
 		}
 		if send(msg) != nil {
 			return

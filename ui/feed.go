@@ -139,6 +139,9 @@ func (f *Feed) Subscribe() (<-chan heartbeat.Message, func()) {
 // Close stops the watch and closes every subscription. It does not close
 // the store.
 func (f *Feed) Close() {
+	if f == nil {
+		return // serve without a heartbeat store has no feed
+	}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()

@@ -41,10 +41,13 @@ type pageData struct {
 	StateError      string
 	Status          Status
 	Jobs            []jobRow
+	// MoreJobs and MoreBeats are the rows left out beyond Options.MaxRows.
+	MoreJobs int
 	// Heartbeats is false when there is no heartbeat section at all.
 	Heartbeats bool
 	BeatsError string
 	Beats      []beat
+	MoreBeats  int
 }
 
 type summary struct {
@@ -99,8 +102,12 @@ func (u *UI) servePage(w http.ResponseWriter, r *http.Request) {
 		u.o.Log.Error("status page: cannot read the state", "err", err)
 		d.StateError = "The state cannot be read; serve's log says why."
 	}
+	if !u.privileged(r) {
+		st = withoutDetails(st)
+	}
 	d.Status = st
-	d.Jobs, d.Summary = jobRows(st, now)
+	d.Jobs, d.Summary = jobRows(st, now, u.o.MaxRows)
+	d.MoreJobs = d.Summary.Jobs - len(d.Jobs)
 	if st.LastRun != nil {
 		d.Summary.LastRun = st.LastRun.Finished.Format(timeLayout)
 		d.Summary.LastRunAgo = ago(now.Sub(st.LastRun.Finished))
@@ -112,9 +119,10 @@ func (u *UI) servePage(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			d.BeatsError = "The heartbeat store cannot be read; serve's log says why. Shown: what was known before."
 		}
+		all := make([]beat, 0, len(msgs))
 		for _, m := range msgs {
 			b := u.beatOf(m, now)
-			d.Beats = append(d.Beats, b)
+			all = append(all, b)
 			d.Summary.Beats++
 			switch b.State {
 			case "alive":
@@ -125,6 +133,8 @@ func (u *UI) servePage(w http.ResponseWriter, r *http.Request) {
 				d.Summary.Dead++
 			}
 		}
+		d.Beats = firstBeats(all, u.o.MaxRows)
+		d.MoreBeats = len(all) - len(d.Beats)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	u.render(w, r, http.StatusOK, "page.html", d)
@@ -149,65 +159,136 @@ func (u *UI) render(w http.ResponseWriter, _ *http.Request, code int, name strin
 	_, _ = w.Write(buf.Bytes())
 }
 
-// jobRows orders the jobs for people, failing ones first, and counts them.
-func jobRows(st Status, now time.Time) ([]jobRow, summary) {
+// jobRows orders the jobs for people, failing ones first, counts them
+// all, and makes rows of the first max.
+func jobRows(st Status, now time.Time, max int) ([]jobRow, summary) {
 	var s summary
-	rows := make([]jobRow, 0, len(st.Jobs))
-	for _, j := range st.Jobs {
-		r := jobRow{Name: text(j.Name), Type: text(j.Type), Target: text(j.Target), Failures: j.Failures}
-		switch {
-		case j.State == "failing":
-			r.State, r.StateClass = "failing", "bad"
+	order := make([]int, len(st.Jobs))
+	for i, j := range st.Jobs {
+		order[i] = i
+		switch classOf(j) {
+		case "bad":
 			s.Failing++
-		case j.State == "never run":
-			r.State, r.StateClass = "never run", "none"
+		case "none":
 			s.NeverRun++
-		case j.Status == "WARNING":
-			r.State, r.StateClass = "warning", "warn"
+		case "warn":
 			s.Warning++
-		default:
-			r.State, r.StateClass = "succeeding", "ok"
 		}
-		if j.Status != "" && j.Status != "OK" && r.StateClass != "none" {
-			r.State += " (" + j.Status + ")"
-		}
-		switch {
-		case j.Status != "" && j.Message != "":
-			r.Result = text(j.Status + " - " + j.Message)
-		case j.Message != "":
-			r.Result = text(j.Message)
-		}
-		if j.Running {
-			r.Result = strings.TrimSpace(r.Result + " (running now)")
-		}
-		if !j.Since.IsZero() {
-			r.Since, r.SinceAgo = j.Since.Format(timeLayout), ago(now.Sub(j.Since))
-		}
-		if !j.LastRun.IsZero() {
-			r.LastRun, r.LastAgo = j.LastRun.Format(timeLayout), ago(now.Sub(j.LastRun))
-		}
-		for i, p := range j.Uptime {
-			r.Uptime[i] = percent(p)
-		}
-		for _, n := range j.Notes {
-			r.Notes = append(r.Notes, text(n))
-		}
-		rows = append(rows, r)
 	}
-	s.Jobs = len(rows)
-	sort.SliceStable(rows, func(a, b int) bool { return rank(rows[a]) < rank(rows[b]) })
+	s.Jobs = len(st.Jobs)
+	sort.SliceStable(order, func(a, b int) bool { return rank(classOf(st.Jobs[order[a]])) < rank(classOf(st.Jobs[order[b]])) })
+	if len(order) > max {
+		order = order[:max]
+	}
+	rows := make([]jobRow, 0, len(order))
+	for _, i := range order {
+		rows = append(rows, jobRowOf(st.Jobs[i], now))
+	}
 	return rows, s
 }
 
-// rank puts problems first.
-func rank(r jobRow) int {
+// classOf is the class of j's state: bad (failing), warn, none (never
+// run) or ok.
+func classOf(j Job) string {
+	switch {
+	case j.State == "failing":
+		return "bad"
+	case j.State == "never run":
+		return "none"
+	case j.Status == "WARNING":
+		return "warn"
+	}
+	return "ok"
+}
+
+// jobRowOf is j as shown at now.
+func jobRowOf(j Job, now time.Time) jobRow {
+	r := jobRow{Name: text(j.Name), Type: text(j.Type), Target: text(j.Target), Failures: j.Failures, StateClass: classOf(j)}
 	switch r.StateClass {
+	case "bad":
+		r.State = "failing"
+	case "none":
+		r.State = "never run"
+	case "warn":
+		r.State = "warning"
+	default:
+		r.State = "succeeding"
+	}
+	if j.Status != "" && j.Status != "OK" && r.StateClass != "none" {
+		r.State += " (" + j.Status + ")"
+	}
+	switch {
+	case j.Status != "" && j.Message != "":
+		r.Result = text(j.Status + " - " + j.Message)
+	case j.Message != "":
+		r.Result = text(j.Message)
+	}
+	if j.Running {
+		r.Result = strings.TrimSpace(r.Result + " (running now)")
+	}
+	if !j.Since.IsZero() {
+		r.Since, r.SinceAgo = j.Since.Format(timeLayout), ago(now.Sub(j.Since))
+	}
+	if !j.LastRun.IsZero() {
+		r.LastRun, r.LastAgo = j.LastRun.Format(timeLayout), ago(now.Sub(j.LastRun))
+	}
+	for i, p := range j.Uptime {
+		r.Uptime[i] = percent(p)
+	}
+	for _, n := range j.Notes {
+		r.Notes = append(r.Notes, text(n))
+	}
+	return r
+}
+
+// rank puts problems first.
+func rank(class string) int {
+	switch class {
 	case "bad":
 		return 0
 	case "warn":
 		return 1
 	}
 	return 2
+}
+
+// firstBeats are the first max of beats, dead and future ones first, then
+// stale ones, then the alive, each group in its order. beats is reordered.
+func firstBeats(beats []beat, max int) []beat {
+	if len(beats) <= max {
+		return beats
+	}
+	sort.SliceStable(beats, func(a, b int) bool { return beatRank(beats[a].State) < beatRank(beats[b].State) })
+	return beats[:max]
+}
+
+func beatRank(state string) int {
+	switch state {
+	case "alive":
+		return 2
+	case "stale":
+		return 1
+	}
+	return 0
+}
+
+// withoutDetails is st for a viewer without a token: the mail problem
+// and the last run's error as classes, as GET /status gives them, without
+// a server's reply, an account or an address. st is shared: it is copied.
+func withoutDetails(st Status) Status {
+	if st.MailProblem != "" {
+		st.MailProblem = st.MailClass
+		if st.MailProblem == "" {
+			st.MailProblem = "mail failed"
+		}
+		st.MailProblem += " (details with a token)"
+	}
+	if st.LastRun != nil && st.LastRun.Error != "" {
+		run := *st.LastRun
+		run.Error = "the run reported an error (details with a token)"
+		st.LastRun = &run
+	}
+	return st
 }
 
 func mailSummary(st Status) (string, string) {

@@ -31,6 +31,12 @@ const (
 	// DefaultMaxStreamAge ends a stream after this long; the page
 	// reconnects on its own, and the access rule in force is applied again.
 	DefaultMaxStreamAge = 10 * time.Minute
+	// DefaultMaxRows caps the job rows and the heartbeat rows of one page
+	// (and the heartbeats of its live stream), problems first: a page of
+	// 10,000 jobs is 8 MB of HTML that nobody reads and that serve would
+	// hold in memory once per viewer; a line says how many more there are
+	// and that `checker status` lists them all. The summary counts all.
+	DefaultMaxRows = 1000
 )
 
 // Status is what the page shows of the state: the jobs, the last cron run
@@ -39,8 +45,9 @@ type Status struct {
 	Jobs    []Job
 	LastRun *Run // nil: no cron run completed yet
 	// Mail is healthy, problem, nomail or unchecked; MailProblem says what
-	// is wrong.
-	Mail, MailProblem string
+	// is wrong, with the details (shown only to requests carrying a
+	// token), MailClass the same as a class and a time, for the others.
+	Mail, MailProblem, MailClass string
 	// Crashed describes a cron run that died, if any.
 	Crashed string
 	// Outbox is the number of notices waiting; FailingRecipients those of
@@ -90,12 +97,19 @@ type Options struct {
 	Token string
 	// IsLoopback tells whether a request comes from this machine.
 	IsLoopback func(*http.Request) bool
+	// Privileged tells whether a request carries another token that shows
+	// the details behind problems ([serve] push_token); nil: none does.
+	// A request carrying Token always sees them.
+	Privileged func(*http.Request) bool
 	// SecureCookie marks the login cookie Secure (serve speaks TLS).
 	SecureCookie bool
 	// MaxStreams, PingEvery, WriteTimeout and MaxStreamAge bound the live
 	// streams; zero means the defaults above.
 	MaxStreams                            int
 	PingEvery, WriteTimeout, MaxStreamAge time.Duration
+	// MaxRows caps the job rows and the heartbeat rows shown; zero means
+	// DefaultMaxRows.
+	MaxRows int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives what the page has to report; nil discards it.
@@ -129,6 +143,9 @@ func New(o Options) *UI {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = DefaultMaxRows
 	}
 	if o.MaxStreamAge <= 0 {
 		o.MaxStreamAge = DefaultMaxStreamAge

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +162,12 @@ func TestPageSaysWhatCannotBeRead(t *testing.T) {
 	}
 }
 
+// movedOn is cookie v with its expiry put a year later, its MAC kept.
+func movedOn(v string) string {
+	_, mac, _ := strings.Cut(v, ".")
+	return strconv.FormatInt(time.Now().AddDate(1, 0, 0).Unix(), 10) + "." + mac
+}
+
 // TestAccess is who may see the page, the stream and the assets.
 func TestAccess(t *testing.T) {
 	const token = "s3cret-token"
@@ -181,8 +188,10 @@ func TestAccess(t *testing.T) {
 		{"token set, nothing sent, stream", token, false, "/ui/events", nil, 401, "missing or wrong token"},
 		{"wrong bearer", token, false, "/ui/", []string{"Authorization", "Bearer nope"}, 401, `name="token"`},
 		{"right bearer from elsewhere", token, false, "/ui/", []string{"Authorization", "Bearer " + token}, 200, "checker status"},
-		{"right cookie", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue(token)}, 200, "checker status"},
-		{"cookie of another token", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue("old")}, 401, `name="token"`},
+		{"right cookie", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue(token, time.Now().Add(time.Hour))}, 200, "checker status"},
+		{"expired cookie", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue(token, time.Now().Add(-time.Second))}, 401, `name="token"`},
+		{"cookie with its expiry moved on", token, false, "/ui/", []string{"Cookie", cookieName + "=" + movedOn(cookieValue(token, time.Now().Add(-time.Second)))}, 401, `name="token"`},
+		{"cookie of another token", token, false, "/ui/", []string{"Cookie", cookieName + "=" + cookieValue("old", time.Now().Add(time.Hour))}, 401, `name="token"`},
 		{"cookie holding the token itself", token, false, "/ui/", []string{"Cookie", cookieName + "=" + token}, 401, `name="token"`},
 		{"wrong ?token", token, false, "/ui/?token=nope", nil, 401, "not the one set"},
 		{"assets are open", token, false, "/ui/static/style.css", nil, 200, "checker status page"},
@@ -390,5 +399,119 @@ func TestLiveness(t *testing.T) {
 				t.Errorf("age %s: %s, want %s", tc.age, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPageCapsRows: beyond MaxRows, the page shows the first jobs and
+// services, problems first, says how many more there are and where to see
+// them, and counts them all in the summary; the live stream's snapshot
+// holds the services the page shows, and news of the others is left out.
+func TestPageCapsRows(t *testing.T) {
+	store := localStore(t)
+	put(t, store, beatOf("alive-a", now.Add(-10*time.Second)))
+	put(t, store, beatOf("alive-b", now.Add(-10*time.Second)))
+	put(t, store, beatOf("dead-c", now.Add(-time.Hour)))
+	st := sampleStatus()
+	for i := range 5 {
+		st.Jobs = append(st.Jobs, Job{Name: "tcp:ok" + strconv.Itoa(i), Type: "tcp", State: "succeeding", Status: "OK"})
+	}
+	u := newUI(t, store, Options{MaxRows: 2, Now: func() time.Time { return now },
+		Status: func(context.Context) (Status, error) { return st, nil }})
+	srv := serve(t, u)
+	_, body := get(t, srv.URL+"/ui/")
+	doc := parsePage(t, body)
+
+	jobs := rows(t, doc, "jobs-table")
+	if len(jobs) != 2 || attr(jobs[0], "data-job") != "command:<b>raw</b>" {
+		t.Errorf("%d job rows, the first %q; want 2, the failing one first", len(jobs), attr(jobs[0], "data-job"))
+	}
+	more := func(id string) string {
+		n := find(doc, func(n *html.Node) bool { return attr(n, "id") == id })
+		if len(n) != 1 {
+			t.Fatalf("no #%s on the page", id)
+		}
+		return textOf(n[0])
+	}
+	if got := more("more-jobs"); !strings.Contains(got, "And 6 more jobs") || !strings.Contains(got, "checker status") {
+		t.Errorf("#more-jobs: %q", got)
+	}
+	beats := rows(t, doc, "beats")
+	if len(beats) != 2 || attr(beats[0], "data-service") != "dead-c" {
+		t.Errorf("%d heartbeat rows, the first %q; want 2, the dead one first", len(beats), attr(beats[0], "data-service"))
+	}
+	if got := more("more-beats"); !strings.Contains(got, "And 1 more service") {
+		t.Errorf("#more-beats: %q", got)
+	}
+	summary := textOf(find(doc, func(n *html.Node) bool { return attr(n, "id") == "summary" })[0])
+	for _, want := range []string{"8 jobs: 1 failing 1 never run", "3 heartbeats: 2 alive 0 stale 1 dead"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary %q lacks %q", summary, want)
+		}
+	}
+
+	s := openStream(t, srv.URL+"/ui/events")
+	var snap snapshotEvent
+	if err := json.Unmarshal([]byte(s.until("snapshot").data), &snap); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range snap.Beats {
+		names = append(names, b.Service)
+	}
+	if len(names) != 2 || names[0] != "dead-c" {
+		t.Errorf("snapshot of %q, want 2 services, dead-c first", names)
+	}
+	shown, hidden := names[1], "alive-a"
+	if shown == "alive-a" {
+		hidden = "alive-b"
+	}
+	put(t, store, beatOf(hidden, now))
+	put(t, store, beatOf(shown, now))
+	var ev beatEvent
+	if err := json.Unmarshal([]byte(s.until("beat").data), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Beat.Service != shown {
+		t.Errorf("the stream sent a beat of %q, which the page does not show; want %q", ev.Beat.Service, shown)
+	}
+}
+
+// TestDetailsOnlyWithAToken: the mail server's reply and the last run's
+// error reach only a request carrying a token (ui_token as bearer or
+// cookie, or the other token Privileged accepts); a loopback viewer
+// without one (every viewer behind a local reverse proxy) sees the class.
+func TestDetailsOnlyWithAToken(t *testing.T) {
+	const secret = "smtp dial mail.internal.example:25 user secretacct@corp"
+	st := sampleStatus()
+	st.Mail, st.MailProblem, st.MailClass = "problem", "sending mail failed: "+secret, "the last notification send failed at 2030-01-01T00:00:00Z"
+	st.LastRun.Error = "state at /var/lib/checker/checker.state: " + secret
+	status := func(context.Context) (Status, error) { return st, nil }
+	push := func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer push-token" }
+	for _, tc := range []struct {
+		name, token string
+		header      []string
+		detail      bool
+	}{
+		{"loopback, no token set", "", nil, false},
+		{"loopback, push token", "", []string{"Authorization", "Bearer push-token"}, true},
+		{"ui_token as bearer", "ui-token", []string{"Authorization", "Bearer ui-token"}, true},
+		{"ui_token cookie", "ui-token", []string{"Cookie", cookieName + "=" + cookieValue("ui-token", time.Now().Add(time.Hour))}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serve(t, newUI(t, nil, Options{Token: tc.token, Status: status, Privileged: push}))
+			resp, body := get(t, srv.URL+"/ui/", tc.header...)
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET /ui/: %s", resp.Status)
+			}
+			if got := strings.Contains(body, "secretacct"); got != tc.detail {
+				t.Errorf("details shown: %v, want %v", got, tc.detail)
+			}
+			if !tc.detail && (!strings.Contains(body, "the last notification send failed at 2030-01-01T00:00:00Z") || strings.Contains(body, "/var/lib/checker")) {
+				t.Errorf("without a token the page should give the class and no path:\n%.2000s", body)
+			}
+		})
+	}
+	if st.LastRun.Error == "" || !strings.Contains(st.MailProblem, "secretacct") {
+		t.Error("the shared status was changed")
 	}
 }

@@ -115,6 +115,9 @@
       badge.className = "badge " + classes[st];
       cell(tr, "when").querySelector("time").textContent = st === "future" ? "in the future" : ago(now - Number(tr.dataset.ts));
     });
+    // A page showing only some of the services (data-more) keeps the
+    // server's count of them all.
+    if (table.dataset.more) return;
     var set = function (id, text) {
       var el = document.getElementById(id);
       if (el) el.textContent = text;

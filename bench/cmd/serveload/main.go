@@ -32,8 +32,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"checker/state"
 )
 
 func main() {
@@ -127,6 +125,12 @@ func run(bin string, dur time.Duration, fl floods) error {
 			srv.measure(name, fmt.Sprintf("%d conns/s (≤%d) push 1 of 60000 body bytes (cap %d)", fl.rate, fl.slowPush, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, opener(ctx, srv.addr, fl.rate, fl.slowPush, 0, slowPushBody)
 			}),
+			srv.measure(name, "8 conns GET /ui/ + 8 conns GET /metrics, read", dur, func(ctx context.Context) (int64, string) {
+				return heavy(ctx, srv.addr, 8)
+			}),
+			srv.measure(name, "300 conns GET /ui/ + 300 GET /metrics, never read", dur, func(ctx context.Context) (int64, string) {
+				return 0, unreadHeavy(ctx, srv.addr, 300)
+			}),
 		)
 		srv.stop()
 	}
@@ -154,8 +158,10 @@ type serveProc struct {
 	skip     func(load string) bool // rows not to measure
 }
 
-// startServe writes settings and a state of n fresh jobs (through the state
-// package, as cron would) into dir and starts serve there.
+// startServe writes settings of n tcp jobs (one [tcp:many] section with n
+// closed loopback ports as targets) into dir, runs `cron minute` once so
+// that the state holds them all, failing, as it would on a server, and
+// starts serve there.
 func startServe(bin, dir string, n int) (*serveProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -168,23 +174,22 @@ func startServe(bin, dir string, n int) (*serveProc, error) {
 	ln.Close()
 	cfg := filepath.Join(dir, "settings.cfg")
 	// The state stays fresh for the whole measurement.
-	if err := os.WriteFile(cfg, []byte("[general]\nservername = bench\n[email]\nnomail = yes\n[serve]\njobs_stale_after = 1h\n"), 0o600); err != nil {
+	settings := "[general]\nservername = bench\nconcurrency = 256\ntimeout = 1s\n[email]\nnomail = yes\n[serve]\njobs_stale_after = 1h\n"
+	if n > 0 {
+		targets := make([]string, n)
+		for i := range n {
+			// 127.0.0.4 with ports nobody listens on: refused at once.
+			targets[i] = fmt.Sprintf("127.0.0.4:%d", 20000+i)
+		}
+		settings += "[tcp:many]\ntargets = " + strings.Join(targets, ",\n  ") + "\n"
+	}
+	if err := os.WriteFile(cfg, []byte(settings), 0o600); err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	store := &state.Store{Path: filepath.Join(dir, "checker.state")}
-	err = store.Update(context.Background(), func(tx *state.Tx) error {
-		for i := range n {
-			j := state.Job{Since: now, LastRun: now, LastStatus: "OK", LastSlot: now.Format("2006-01-02T15:04"),
-				LastMessage: fmt.Sprintf("GET https://host%05d.example.test/health: 200 OK in 1.23ms", i)}
-			if err := tx.PutJob(fmt.Sprintf("http:site%05d[https://host%05d.example.test/health]", i, i), &j); err != nil {
-				return err
-			}
-		}
-		return tx.PutHealth(&state.Health{LastRun: state.Run{Tier: "minute", Started: now, Finished: now}})
-	})
-	if err != nil {
-		return nil, err
+	cron := exec.Command(bin, "-f", cfg, "cron", "minute")
+	cron.Dir = dir
+	if out, err := cron.CombinedOutput(); err != nil && n == 0 {
+		return nil, fmt.Errorf("cron minute: %v: %s", err, out)
 	}
 	p := &serveProc{addr: addr, stderr: &lockedWriter{}}
 	p.cmd = exec.Command(bin, "-f", cfg, "serve", "--listen", addr)
@@ -282,7 +287,81 @@ func (p *serveProc) measure(stateName, loadName string, dur time.Duration, load 
 	r.reqs = float64(n) / time.Since(start).Seconds()
 	r.rss, r.hwm = p.memory()
 	r.note += note
+	// What the load leaves behind once it is gone.
+	time.Sleep(3 * time.Second)
+	after, _ := p.memory()
+	r.note += fmt.Sprintf("; RSS 3 s later %.1f MB", float64(after)/1024)
 	return r
+}
+
+// heavy fetches /ui/ from n keep-alive connections and /metrics from n
+// others, reading every answer, as fast as they come; it counts the
+// pages and scrapes answered in full, and the 503s.
+func heavy(ctx context.Context, addr string, n int) (int64, string) {
+	var ok, busy, bad atomic.Int64
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * n}}
+	for i := range 2 * n {
+		path := "/ui/"
+		if i%2 == 1 {
+			path = "/metrics"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					continue
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch {
+				case err != nil:
+				case resp.StatusCode == http.StatusOK:
+					ok.Add(1)
+				case resp.StatusCode == http.StatusServiceUnavailable:
+					busy.Add(1)
+					time.Sleep(100 * time.Millisecond)
+				default:
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ok.Load(), fmt.Sprintf("%d answered in full, %d busy (503), %d other", ok.Load(), busy.Load(), bad.Load())
+}
+
+// unreadHeavy opens n connections asking GET /ui/ and n asking GET
+// /metrics, with a 4 KiB receive buffer, and never reads the answers.
+func unreadHeavy(ctx context.Context, addr string, n int) string {
+	d := &net.Dialer{Timeout: time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	var held []net.Conn
+	for i := range 2 * n {
+		path := "/ui/"
+		if i%2 == 1 {
+			path = "/metrics"
+		}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			continue
+		}
+		held = append(held, c)
+		_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: bench\r\n\r\n")
+	}
+	<-ctx.Done()
+	for _, c := range held {
+		c.Close()
+	}
+	return fmt.Sprintf("%d connections held", len(held))
 }
 
 // probeLoop asks GET / every 50ms for d and prints the number of probes,
