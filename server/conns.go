@@ -1,11 +1,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +51,7 @@ type connTracker struct {
 	clients     map[netip.Addr]*client
 	draining    list
 	seq         uint64        // stamps connections as they start to wait
+	ids         uint64        // numbers connections as they come
 	lastSweep   time.Duration // when stalls were last looked for
 	shed        uint64
 	shedStalled uint64
@@ -78,6 +81,7 @@ type tracked struct {
 	stalled    bool       // listed as waiting because its request stalled
 	cl         *client
 	seq        uint64 // when it started waiting
+	id         uint64 // when it came, among the tracker's connections
 	in         *list  // the list it is in, if any
 	prev, next *tracked
 }
@@ -152,7 +156,8 @@ func (ct *connTracker) hook(c net.Conn, st http.ConnState) {
 	ct.mu.Lock()
 	switch st {
 	case http.StateNew:
-		t := &tracked{c: c, sc: marksOf(c), cl: ct.clientOf(c)}
+		ct.ids++
+		t := &tracked{c: c, sc: marksOf(c), cl: ct.clientOf(c), id: ct.ids}
 		t.cl.open++
 		ct.conns[c] = t
 		ct.wait(t)
@@ -285,11 +290,22 @@ func (ct *connTracker) victim(newcomer *tracked) *tracked {
 // less than any of them.
 func (ct *connTracker) sweep(now time.Duration, newcomer *tracked) {
 	ct.lastSweep = now
+	var found []*tracked
 	for _, t := range ct.conns {
 		if t.in == nil && t.sc != nil && t.sc.stalled(now) {
-			ct.wait(t)
-			t.stalled = true
+			found = append(found, t)
 		}
+	}
+	// They wait in the order they stalled (then came), not the map's.
+	slices.SortFunc(found, func(a, b *tracked) int {
+		if c := cmp.Compare(a.sc.stalledSince(), b.sc.stalledSince()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	for _, t := range found {
+		ct.wait(t)
+		t.stalled = true
 	}
 	ct.unlist(newcomer)
 	ct.wait(newcomer)
