@@ -56,6 +56,7 @@ type connTracker struct {
 	shed        uint64
 	shedStalled uint64
 	refused     uint64
+	overShare   uint64
 }
 
 // How often the cap looks for stalled connections while it is reached:
@@ -128,14 +129,16 @@ type ConnStats struct {
 	// Shed counts connections closed to make room for a newer one;
 	// Refused counts new connections closed because every other one was
 	// busy answering a request. ShedStalled counts the shed connections
-	// whose request had stalled.
-	Shed, ShedStalled, Refused uint64
+	// whose request had stalled. OverShare counts new connections reset at
+	// accept because their client already held its share of the cap.
+	Shed, ShedStalled, Refused, OverShare uint64
 }
 
 func (ct *connTracker) stats() ConnStats {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	st := ConnStats{Open: len(ct.conns), Clients: len(ct.clients), Shed: ct.shed, ShedStalled: ct.shedStalled, Refused: ct.refused}
+	st := ConnStats{Open: len(ct.conns), Clients: len(ct.clients), Shed: ct.shed, ShedStalled: ct.shedStalled, Refused: ct.refused,
+		OverShare: ct.overShare}
 	for _, cl := range ct.clients {
 		st.Waiting += cl.n
 	}
@@ -197,6 +200,37 @@ func (ct *connTracker) hook(c net.Conn, st http.ConnState) {
 	if victim != nil {
 		closeRaw(victim)
 	}
+}
+
+// minShare is the fewest connections a client may hold at the cap
+// before its new ones are refused at accept.
+const minShare = 8
+
+// admit is asked by the listener about each accepted connection, before
+// net/http serves it. At the cap, a client already holding its share of
+// the connections (the cap divided among the clients holding any, at
+// least minShare) is refused at once: a reset costs far less than
+// shedding another connection to serve its request, so a flood of
+// connections that reconnect as soon as they are closed drains from the
+// kernel's queue quickly, and a peer's connection, from a client that
+// holds few, is not left waiting behind it. Below the cap everyone is
+// admitted.
+func (ct *connTracker) admit(c net.Conn) bool {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if len(ct.conns) < ct.max || len(ct.clients) == 0 {
+		return true
+	}
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		addr = ap.Addr().Unmap()
+	}
+	cl := ct.clients[addr]
+	if cl == nil || cl.open < max(ct.max/len(ct.clients), minShare) {
+		return true
+	}
+	ct.overShare++
+	return false
 }
 
 // crowded reports whether an eighth of the cap or more is in use: far

@@ -510,3 +510,49 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestAdmitAtTheCap: below the cap every connection is admitted; at it, a
+// client holding its share of the cap (the cap divided among the clients,
+// at least minShare) is refused at accept, and one holding less, as a
+// peer's, is admitted.
+func TestAdmitAtTheCap(t *testing.T) {
+	now := time.Second
+	ct := newConnTracker(32, func() time.Duration { return now })
+	conn := func(name string) *fakeConn { return &fakeConn{name: name} }
+	open := func(c *fakeConn) {
+		if !ct.admit(c) {
+			t.Fatalf("%s refused below the cap", c.name)
+		}
+		ct.hook(c, http.StateNew)
+	}
+	// Two clients fill the cap: 24 from host 1, 8 from host 2.
+	for i := range 24 {
+		open(conn(fmt.Sprintf("flood%d@1", i)))
+	}
+	for i := range 8 {
+		open(conn(fmt.Sprintf("other%d@2", i)))
+	}
+	if ct.admit(conn("more@1")) {
+		t.Error("host 1, holding 24 of 32 (its share is 16), was admitted at the cap")
+	}
+	if !ct.admit(conn("more@2")) {
+		t.Error("host 2, holding 8, under its share of 16, was refused")
+	}
+	if !ct.admit(conn("peer@9")) {
+		t.Error("a peer holding nothing was refused at the cap")
+	}
+	if st := ct.stats(); st.OverShare != 1 {
+		t.Errorf("stats %+v, want 1 reset over its share", st)
+	}
+	// Four hosts of 8 each: the share is 32/4 = 8, and each holds it.
+	ct = newConnTracker(32, func() time.Duration { return now })
+	for i := range 32 {
+		open(conn(fmt.Sprintf("c%d@%d", i, 1+i/8)))
+	}
+	if ct.admit(conn("more@1")) {
+		t.Error("a host holding its share (8 of 32 among 4 hosts) was admitted at the cap")
+	}
+	if !ct.admit(conn("peer@9")) {
+		t.Error("a peer holding nothing was refused at the cap")
+	}
+}

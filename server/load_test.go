@@ -148,13 +148,23 @@ func TestFloodOfRequests(t *testing.T) {
 // hold runs n connections, each made by open and kept by keep until it
 // returns; a connection the server closes is opened again, until ctx ends.
 func hold(ctx context.Context, addr string, n int, keep func(ctx context.Context, c net.Conn)) {
+	holdFrom(ctx, addr, n, 0, keep)
+}
+
+// holdFrom is hold with the connections spread over srcs loopback source
+// addresses (127.1.0.1, 127.1.0.2, …); with srcs 0, from the default one.
+func holdFrom(ctx context.Context, addr string, n, srcs int, keep func(ctx context.Context, c net.Conn)) {
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			d := &net.Dialer{Timeout: time.Second}
+			if srcs > 0 {
+				d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 1, 0, byte(1+i%srcs))}
+			}
 			for ctx.Err() == nil {
-				c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+				c, err := d.DialContext(ctx, "tcp", addr)
 				if err != nil {
 					continue
 				}
@@ -205,6 +215,26 @@ func TestIdleExhaustion(t *testing.T) {
 	})
 	if st := s.ConnStats(); st.Shed == 0 {
 		t.Errorf("the cap never shed an idle connection: %+v", st)
+	}
+}
+
+// TestIdleExhaustionManySources: the idle flood of TestIdleExhaustion
+// spread over 8 source addresses, each connection reconnecting as soon
+// as it is closed. At the cap, a source holding its share is refused at
+// accept (a reset), so the flood's reconnections drain from the kernel's
+// queue quickly and the peer's connection is served.
+func TestIdleExhaustionManySources(t *testing.T) {
+	s := loadServer(t)
+	underAttack(t, s, func(ctx context.Context, addr string) {
+		holdFrom(ctx, addr, attackConns, 8, func(ctx context.Context, c net.Conn) {
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: victim\r\n\r\n"); err != nil {
+				return
+			}
+			io.Copy(io.Discard, c)
+		})
+	})
+	if st := s.ConnStats(); st.OverShare == 0 {
+		t.Errorf("no connection was reset at accept: %+v", st)
 	}
 }
 

@@ -475,7 +475,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	served := make(chan error, 1)
 	// The cap needs to know when a connection's writes stall: its
 	// connections come marked (under TLS, if any).
-	sl := stallListener{Listener: ln, now: s.conns.now}
+	sl := stallListener{Listener: ln, now: s.conns.now, admit: s.conns.admit}
 	go func() {
 		if s.useTLS() {
 			served <- s.srv.ServeTLS(sl, "", "") // the certificate comes from GetCertificate
@@ -523,9 +523,10 @@ func (s *Server) reportCap(ctx context.Context, done chan<- struct{}) {
 		case <-t.C:
 		}
 		st := s.conns.stats()
-		if shed, refused := st.Shed-last.Shed, st.Refused-last.Refused; shed+refused > 0 {
+		shed, refused, over := st.Shed-last.Shed, st.Refused-last.Refused, st.OverShare-last.OverShare
+		if shed+refused+over > 0 {
 			s.o.Log.Warn("connection cap reached: closed waiting connections to make room",
-				"cap", s.o.MaxConns, "closed", shed, "refused_busy", refused, "open", st.Open, "period", capReportEvery)
+				"cap", s.o.MaxConns, "closed", shed, "refused_busy", refused, "reset_over_share", over, "open", st.Open, "period", capReportEvery)
 		}
 		last = st
 	}

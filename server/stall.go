@@ -130,12 +130,24 @@ func marksOf(c net.Conn) *stallConn {
 type stallListener struct {
 	net.Listener
 	now clock
+	// admit, if set, is asked about each accepted connection; one it
+	// refuses is reset at once, before net/http sees it.
+	admit func(net.Conn) bool
 }
 
 func (l stallListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.admit != nil && !l.admit(c) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset: no TIME_WAIT, nothing to flush
+			}
+			_ = c.Close()
+			continue
+		}
+		return &stallConn{Conn: c, now: l.now}, nil
 	}
-	return &stallConn{Conn: c, now: l.now}, nil
 }

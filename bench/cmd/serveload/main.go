@@ -41,6 +41,7 @@ func main() {
 	dur := flag.Duration("for", 5*time.Second, "how long each measurement lasts")
 	conns := flag.Int("conns", 32, "keep-alive connections of the throughput clients")
 	idle := flag.Int("idle", 10000, "idle keep-alive connections of the exhaustion flood")
+	srcs := flag.Int("srcs", 200, "source addresses (127.1.x.y) of the many-address idle flood")
 	slow := flag.Int("slow", 5000, "slowloris connections")
 	pipelined := flag.Int("pipelined", 15000, "connections of the unread-pipelining flood, at most")
 	slowPush := flag.Int("slowpush", 15000, "connections of the slow-push-body flood, at most")
@@ -54,7 +55,7 @@ func main() {
 	// The attacker is not to take the server's CPUs: it gets one, serve
 	// and the prober (a process of its own) share the rest.
 	runtime.GOMAXPROCS(1)
-	fl := floods{only: *only, conns: *conns, idle: *idle, slow: *slow, pipelined: *pipelined, slowPush: *slowPush, rate: *rate}
+	fl := floods{only: *only, conns: *conns, idle: *idle, slow: *slow, pipelined: *pipelined, slowPush: *slowPush, rate: *rate, srcs: *srcs}
 	if err := run(*bin, *dur, fl); err != nil {
 		fmt.Fprintln(os.Stderr, "serveload:", err)
 		os.Exit(1)
@@ -78,6 +79,7 @@ type floods struct {
 	conns, idle, slow   int
 	pipelined, slowPush int
 	rate                int // new connections per second
+	srcs                int // source addresses of the many-address idle flood
 }
 
 func run(bin string, dur time.Duration, fl floods) error {
@@ -115,6 +117,9 @@ func run(bin string, dur time.Duration, fl floods) error {
 			}),
 			srv.measure(name, fmt.Sprintf("%d idle keep-alive conns (cap %d)", idle, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, holdIdle(ctx, srv.addr, idle)
+			}),
+			srv.measure(name, fmt.Sprintf("%d idle keep-alive conns from %d addresses, reconnecting at once (cap %d)", idle, fl.srcs, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
+				return 0, holdIdleFrom(ctx, srv.addr, idle, fl.srcs)
 			}),
 			srv.measure(name, fmt.Sprintf("%d slowloris conns (cap %d)", slow, srv.maxConns), dur, func(ctx context.Context) (int64, string) {
 				return 0, slowloris(ctx, srv.addr, slow)
@@ -504,6 +509,42 @@ func holdIdle(ctx context.Context, addr string, n int) string {
 		reconnects.Add(1)
 	})
 	return fmt.Sprintf("%d connections made", reconnects.Load())
+}
+
+// holdIdleFrom keeps n idle keep-alive connections spread over srcs
+// loopback source addresses, each reconnecting as soon as the server
+// closes or resets it (no pause, unlike holdIdle): a flood of connections
+// from many clients.
+func holdIdleFrom(ctx context.Context, addr string, n, srcs int) string {
+	var made atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := net.IPv4(127, 1, byte(i%srcs/250), byte(1+i%srcs%250))
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: time.Second}
+			for ctx.Err() == nil {
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					select {
+					case <-ctx.Done():
+					case <-time.After(10 * time.Millisecond):
+					}
+					continue
+				}
+				made.Add(1)
+				stop := context.AfterFunc(ctx, func() { c.Close() })
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"); err == nil {
+					io.Copy(io.Discard, c)
+				}
+				stop()
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return fmt.Sprintf("%d connections made", made.Load())
 }
 
 // slowloris keeps n connections sending a header a byte every 100ms,
