@@ -191,3 +191,29 @@ func TestSharedStatefileRefused(t *testing.T) {
 		t.Errorf("status under b.cfg (reading is allowed): exit %d, %s", code, out)
 	}
 }
+
+// TestForgetAsRootChangesNothing: root refused by another user's state
+// directory (exit 77) creates nothing there, not even the local
+// heartbeat store's directory.
+func TestForgetAsRootChangesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the directory to another user")
+	}
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(stateDir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "settings.cfg", "[general]\nalertcontact = ops@example.test\nstatefile = "+
+		filepath.Join(stateDir, "checker.state")+"\n[email]\nnomail = yes\n[heartbeat]\ndiscover = yes\n", 0o600)
+	_, errOut, code := runCLI(t, nil, "-f", cfg, "heartbeat", "forget", "old-importer")
+	if code != 77 || !strings.Contains(errOut, stateDir) {
+		t.Errorf("forget: exit %d, stderr %q; want 77 naming %s", code, errOut, stateDir)
+	}
+	if entries, _ := os.ReadDir(stateDir); len(entries) != 0 {
+		t.Errorf("the refused forget left %d entries in %s (%s…)", len(entries), stateDir, entries[0].Name())
+	}
+}

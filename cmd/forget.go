@@ -37,6 +37,17 @@ func forgetServices(ctx context.Context, g *globalOptions, services []string) er
 			return &exitError{code: exitUsage, err: err}
 		}
 	}
+	a, err := g.loadApp()
+	if err != nil {
+		return err
+	}
+	// Refused by the state (root in another user's directory): refused
+	// before the heartbeat store is opened, which may create its directory.
+	if err := a.store().CheckOwner(); err != nil {
+		a.close()
+		return err
+	}
+	a.close()
 	a, store, err := g.openHeartbeats()
 	if err != nil {
 		return err

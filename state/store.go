@@ -584,6 +584,11 @@ func (s *Store) permission(err error) error {
 	return permissionError(s.Path, err)
 }
 
+// CheckOwner is the check Update makes before it writes anything, for a
+// command that must not touch anything else (a heartbeat store) when
+// Update would refuse.
+func (s *Store) CheckOwner() error { return s.checkOwner() }
+
 // checkOwner refuses to let root write a state that another user owns (or
 // create one in another user's directory): the next cron run, as that
 // user, could no longer open it.
