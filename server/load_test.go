@@ -121,28 +121,38 @@ func TestFloodOfRequests(t *testing.T) {
 	s := loadServer(t)
 	var sent atomic.Int64
 	underAttack(t, s, func(ctx context.Context, addr string) {
-		var wg sync.WaitGroup
-		for w := range floodWorkers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				hc := &http.Client{Timeout: 5 * time.Second}
-				defer hc.CloseIdleConnections()
-				path := []string{"/", "/status"}[w%2]
-				for ctx.Err() == nil && sent.Add(1) <= floodMax {
-					req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
-					resp, err := hc.Do(req)
-					if err != nil {
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}()
-		}
-		wg.Wait()
+		floodGets(ctx, addr, []string{"/", "/status"}, func() bool { return sent.Add(1) <= floodMax }, nil)
 	})
 	t.Logf("flood: %d requests", min(sent.Load(), floodMax))
+}
+
+// floodGets has floodWorkers keep-alive clients ask for paths (taking
+// turns) as fast as they can while ctx lasts and more says yes, reading
+// each answer in full and handing it to each, if set.
+func floodGets(ctx context.Context, addr string, paths []string, more func() bool, each func(path string, resp *http.Response)) {
+	var wg sync.WaitGroup
+	for w := range floodWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Timeout: 5 * time.Second}
+			defer hc.CloseIdleConnections()
+			path := paths[w%len(paths)]
+			for ctx.Err() == nil && more() {
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if each != nil {
+					each(path, resp)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // hold runs n connections, each made by open and kept by keep until it
@@ -362,37 +372,19 @@ func TestHeavyRouteFlood(t *testing.T) {
 		s := heavyServer(t)
 		var ok, busy atomic.Int64
 		underAttack(t, s, func(ctx context.Context, addr string) {
-			var wg sync.WaitGroup
-			for w := range floodWorkers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					hc := &http.Client{Timeout: 5 * time.Second}
-					defer hc.CloseIdleConnections()
-					path := []string{"/ui/", "/metrics"}[w%2]
-					for ctx.Err() == nil {
-						req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
-						resp, err := hc.Do(req)
-						if err != nil {
-							continue
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						switch resp.StatusCode {
-						case http.StatusOK:
-							ok.Add(1)
-						case http.StatusServiceUnavailable:
-							if resp.Header.Get("Retry-After") == "" {
-								t.Errorf("GET %s: 503 without Retry-After", path)
-							}
-							busy.Add(1)
-						default:
-							t.Errorf("GET %s: %s", path, resp.Status)
-						}
+			floodGets(ctx, addr, []string{"/ui/", "/metrics"}, func() bool { return true }, func(path string, resp *http.Response) {
+				switch resp.StatusCode {
+				case http.StatusOK:
+					ok.Add(1)
+				case http.StatusServiceUnavailable:
+					if resp.Header.Get("Retry-After") == "" {
+						t.Errorf("GET %s: 503 without Retry-After", path)
 					}
-				}()
-			}
-			wg.Wait()
+					busy.Add(1)
+				default:
+					t.Errorf("GET %s: %s", path, resp.Status)
+				}
+			})
 		})
 		if ok.Load() == 0 {
 			t.Error("no page or scrape was answered in full")
