@@ -111,6 +111,13 @@ func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decis
 		next.Ack = nil
 		next.Thread = ""
 	}
+	// The status changed since the operator acknowledged the outage: the
+	// acknowledgement was of the old status and goes, whatever comes of
+	// this run (below the threshold, or held by a silence).
+	lifted := ackedStatusChanged(prev, in)
+	if lifted {
+		next.Ack = nil
+	}
 	if n < p.Failures {
 		return next, Quiet
 	}
@@ -118,12 +125,19 @@ func Apply(p Policy, prev state.Job, in Inputs, now time.Time) (state.Job, Decis
 	d := Quiet
 	escalated := prev.Failing && prev.NotifiedStatus != "" && in.Status != prev.NotifiedStatus
 	switch {
-	case escalated && p.Notify.Mode == NotifyStateChange, ackedStatusChanged(prev, in):
+	case escalated && p.Notify.Mode == NotifyStateChange, lifted && prev.NotifiedStatus != "":
 		d = Escalate
 	case next.Ack != nil:
 		// acknowledged: no reminders for this outage
 	case !next.Held.IsZero() && !in.Suppressed:
-		d = Alert // the suppression ended while the job still fails
+		// The suppression ended while the job still fails; a status other
+		// than the one last told is told as the change it is.
+		d = Alert
+		if escalated {
+			d = Escalate
+		}
+	case lifted:
+		d = Alert // nothing was told of this outage yet: its first notice
 	default:
 		switch p.Notify.Mode {
 		case NotifyEvery:

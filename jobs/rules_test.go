@@ -332,6 +332,10 @@ var (
 		// interval), then the operator acknowledged what status showed:
 		// no change since the acknowledgement, nothing to lift.
 		"ack after an untold change": concat([]step{warn, crit, critAcked}, repeat(crit, 3), []step{ok}),
+		// Acknowledged, then a silence; the status changes inside it: the
+		// change lifts the acknowledgement and is held, then told when
+		// the silence ends.
+		"escalation held by a silence": concat([]step{warn, {status: "CRITICAL", suppressed: true, ack: true}}, repeat(crit, 2)),
 		// WARNING, then CRITICAL, then WARNING again.
 		"escalation": concat(repeat(warn, 2), repeat(crit, 2), repeat(warn, 2)),
 		// A silence begins after the outage was told and ends while the
@@ -377,6 +381,12 @@ func TestWorkflowRules(t *testing.T) {
 			"hour":         {"0:alert", "6:recover"},
 			"state_change": {"0:alert", "1:escalate", "6:recover"},
 		},
+		"escalation held by a silence": {
+			"every":        {"0:alert", "1:hold", "2:escalate", "3:alert"},
+			"5min":         {"0:alert", "1:hold", "2:escalate"},
+			"hour":         {"0:alert", "1:hold", "2:escalate"},
+			"state_change": {"0:alert", "1:hold", "2:escalate"},
+		},
 		"escalation": {
 			"every":        {"0:alert", "1:alert", "2:alert", "3:alert", "4:alert", "5:alert"},
 			"5min":         {"0:alert", "5:alert"},
@@ -404,6 +414,24 @@ func TestWorkflowRules(t *testing.T) {
 					t.Errorf("notices %v, want %v", got, want[name][mode])
 				}
 			})
+		}
+	}
+}
+
+// TestAckBeforeTheThreshold: acknowledged at the first failure, below
+// failures = 3, then CRITICAL: the change lifts the acknowledgement, and
+// the outage is told when it reaches the threshold, in every mode.
+func TestAckBeforeTheThreshold(t *testing.T) {
+	steps := concat([]step{warn, critAcked}, repeat(crit, 2), []step{ok})
+	want := map[string][]string{
+		"every":        {"2:alert", "3:alert", "4:recover"},
+		"5min":         {"2:alert", "4:recover"},
+		"hour":         {"2:alert", "4:recover"},
+		"state_change": {"2:alert", "4:recover"},
+	}
+	for _, mode := range everyMode {
+		if got := play(policy(t, mode, 3, RecoveryYes), steps); fmt.Sprint(got) != fmt.Sprint(want[mode]) {
+			t.Errorf("%s: notices %v, want %v", mode, got, want[mode])
 		}
 	}
 }
