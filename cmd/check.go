@@ -142,7 +142,7 @@ CRITICAL within --crit-days (and when invalid or expired), WARNING within
 		RunE: func(c *cobra.Command, args []string) error {
 			crit := tlsCrit
 			if !c.Flags().Changed("crit-days") {
-				crit = -1 // the default that fits warn-days
+				crit = jobs.CritDaysUnset // the default that fits warn-days
 			}
 			return runCheck(c.Context(), g, o, "tls", &jobs.TLS{Addr: args[0], WarnDays: tlsDays, CritDays: crit})
 		},

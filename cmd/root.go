@@ -287,8 +287,20 @@ func newHelpCommand() *cobra.Command {
 
 // unknownCommand is the usage error for an unknown subcommand name of c.
 func unknownCommand(c *cobra.Command, name string) error {
+	suggestions := c.SuggestionsFor(name)
+	if len(suggestions) == 0 {
+		// A subcommand given without its group: "checker valdate" means
+		// "checker config validate".
+		for _, group := range c.Commands() {
+			for _, sub := range group.Commands() {
+				if sub.IsAvailableCommand() && len(suggest(name, []string{sub.Name()}, 2)) > 0 {
+					suggestions = append(suggestions, group.Name()+" "+sub.Name())
+				}
+			}
+		}
+	}
 	return fmt.Errorf("unknown command %q for %q%s", name, c.CommandPath(),
-		didYouMean(c.SuggestionsFor(name), c.CommandPath()))
+		didYouMean(suggestions, c.CommandPath()))
 }
 
 // flagError adds suggestions to cobra's "unknown flag" errors, which have

@@ -25,6 +25,8 @@ func TestTyposExitTwoWithSuggestion(t *testing.T) {
 		{"inherited flag", []string{"cron", "--nomial", "minute"}, 2, []string{"unknown flag: --nomial", "\t--nomail\n"}, ""},
 		{"shorthand flag", []string{"list", "-x"}, 2, []string{"unknown shorthand flag", "checker list --help"}, ""},
 		{"help topic", []string{"help", "config", "valdate"}, 2, []string{`unknown command "valdate" for "checker config"`, "\tvalidate\n"}, ""},
+		{"subcommand without its group", []string{"valdate"}, 2, []string{`unknown command "valdate" for "checker"`, "\tconfig validate\n"}, ""},
+		{"help subcommand without its group", []string{"help", "pubish"}, 2, []string{"\theartbeat publish\n"}, ""},
 		{"help top-level topic", []string{"help", "cronn"}, 2, []string{`unknown command "cronn" for "checker"`, "\tcron\n"}, ""},
 		{"check keeps UNKNOWN", []string{"check", "tcpx", "127.0.0.1:1"}, 3, []string{`unknown command "tcpx" for "checker check"`, "\ttcp\n"}, `CHECK UNKNOWN - unknown command "tcpx" for "checker check"` + "\n"},
 	}

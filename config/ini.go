@@ -225,7 +225,7 @@ func readINI(data []byte) *iniFile {
 				// would look for them (checker run ' tcp:db ').
 				f.problems = append(f.problems, located{line: lineno, msg: "section name " + quote(name) + " has spaces around it: write it without them"})
 			} else if r, col, bad := controlRune(name); bad {
-				f.problems = append(f.problems, located{line: lineno, msg: fmt.Sprintf("section name %s holds a control character: %U at column %d", quote(name), r, col+1)})
+				f.problems = append(f.problems, located{line: lineno, msg: fmt.Sprintf("section name %s holds a control or invisible character: %U at column %d", quote(name), r, col+1)})
 			}
 			skipping = false
 			cur = f.startSection(name, lineno)
@@ -423,14 +423,14 @@ func (f *iniFile) join(opts []iniOption) {
 	}
 }
 
-// controlRune finds the first control or bidirectional formatting
-// character of s (a line break, a tab, ESC, U+202E), which has no place in
-// a name: it returns it and its column (from 1).
+// controlRune finds the first control or invisible formatting character
+// of s (a line break, a tab, ESC, U+202E, a zero-width space), which has no
+// place in a name: it returns it and its column (from 1).
 func controlRune(s string) (rune, int, bool) {
 	col := 0
 	for _, r := range s {
 		col++
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Bidi_Control, r) {
 			return r, col, true
 		}
 	}

@@ -45,6 +45,7 @@ func TestDecodeInvalidConfigs(t *testing.T) {
 		"invalid-http-status.cfg":         {"http:x", "expect_status", 6, []string{`"ok" is not a whole number`}},
 		"invalid-bool.cfg":                {"http:x", "insecure", 6, []string{`"maybe" is not a boolean`}},
 		"invalid-warn-days.cfg":           {"tls:x", "warn_days", 6, []string{"-1 is less than 0"}},
+		"invalid-crit-days.cfg":           {"tls:x", "crit_days", 6, []string{"-3 is less than 0"}},
 		"invalid-command-quote.cfg":       {"command:x", "command", 5, []string{"unclosed ' quote"}},
 	}
 

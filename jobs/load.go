@@ -216,7 +216,11 @@ func MatchName(pattern, job string) bool {
 	}
 	candidates := []string{j, base}
 	head, _, _ := strings.Cut(p, "[")
-	if !strings.Contains(head, ":") { // no type: a bare name (a list entry may hold ':')
+	typ, _, typed := strings.Cut(head, ":")
+	_, known := registry[typ]
+	if !typed || !known && !strings.ContainsAny(typ, "*?") {
+		// No type: a bare name, which may hold ':' (b:53 names tcp:b:53,
+		// dns[a:53] the entry of a list).
 		if _, name, ok := strings.Cut(j, ":"); ok {
 			candidates = append(candidates, name) // dns[a:53]
 		}

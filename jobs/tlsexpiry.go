@@ -10,7 +10,12 @@ import (
 	"time"
 )
 
-func init() { register("tls", Type{New: func() Spec { return &TLS{WarnDays: 30, CritDays: -1} }}) }
+func init() {
+	register("tls", Type{New: func() Spec { return &TLS{WarnDays: 30, CritDays: CritDaysUnset} }})
+}
+
+// CritDaysUnset is TLS.CritDays when crit_days is not given.
+const CritDaysUnset = math.MinInt32
 
 // defaultCritDays is crit_days when not given, if warn_days is larger.
 const defaultCritDays = 7
@@ -22,8 +27,9 @@ const defaultCritDays = 7
 type TLS struct {
 	Addr     string `cfg:"target,required,list=targets"`
 	WarnDays int    `cfg:"warn_days"`
-	// CritDays below 0 means not set: defaultCritDays, or 0 (CRITICAL only
-	// once expired, as before crit_days existed) when WarnDays is not more.
+	// CritDays CritDaysUnset means not set: defaultCritDays, or 0
+	// (CRITICAL only once expired, as before crit_days existed) when
+	// WarnDays is not more.
 	CritDays int `cfg:"crit_days"`
 	host     string
 }
@@ -34,7 +40,10 @@ func (t *TLS) Validate() error {
 	if t.WarnDays < 0 {
 		return &KeyError{Key: "warn_days", Err: fmt.Errorf("%d is less than 0", t.WarnDays)}
 	}
-	if t.CritDays < 0 {
+	if t.CritDays != CritDaysUnset && t.CritDays < 0 {
+		return &KeyError{Key: "crit_days", Err: fmt.Errorf("%d is less than 0", t.CritDays)}
+	}
+	if t.CritDays == CritDaysUnset {
 		t.CritDays = 0
 		if t.WarnDays > defaultCritDays {
 			t.CritDays = defaultCritDays
