@@ -77,14 +77,20 @@ func (s *RedisStore) GetMany(ctx context.Context, services []string) ([]Message,
 		}
 		return nil, nil
 	}
-	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, svc := range names {
-			p.GetRange(ctx, s.patterns.KeyFor(svc), 0, MaxMessageSize)
-		}
-		return nil
-	})
+	read := func() ([]redis.Cmder, error) {
+		return c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, svc := range names {
+				s.read(ctx, p, s.patterns.KeyFor(svc))
+			}
+			return nil
+		})
+	}
+	cmds, err := read()
+	if len(cmds) > 0 && s.noGetRange(cmds[0].Err()) {
+		cmds, err = read() // with GET
+	}
 	if pipelineFailed(cmds, err) {
-		return nil, s.fail("GETRANGE "+s.patterns.KeyFor(names[0])+" …", err)
+		return nil, s.fail(s.readName()+" "+s.patterns.KeyFor(names[0])+" …", err)
 	}
 	var (
 		msgs    []Message
@@ -101,7 +107,7 @@ func (s *RedisStore) GetMany(ctx context.Context, services []string) ([]Message,
 		if err != nil && (!errors.As(err, &reply) || isConnectionError(err) || isAccessError(err)) {
 			// A broken connection, or the server refusing this user the
 			// command: the store's problem, not this entry's.
-			return nil, s.fail("GETRANGE "+key, err)
+			return nil, s.fail(s.readName()+" "+key, err)
 		}
 		var m Message
 		switch {

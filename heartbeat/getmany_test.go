@@ -50,6 +50,32 @@ func TestGetManyWithoutScan(t *testing.T) {
 	}
 }
 
+// TestRestrictedUsers: a publisher that may not SCAN publishes a new
+// service (the cap cannot count, so it does not refuse), and a reader
+// allowed GET but not GETRANGE reads with GET.
+func TestRestrictedUsers(t *testing.T) {
+	srv := startRedis(t, "--user", "default", "on", "nopass", "~*", "&*", "+@all",
+		"--user", "noscan", "on", ">pw", "~*", "&*", "+@all", "-scan",
+		"--user", "getonly", "on", ">pw", "~heartbeat:*", "resetchannels", "+get", "+ping", "+hello", "+exists")
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	pub := openTestRedis(t, "redis://noscan:pw@"+srv.Addr, Patterns{}, WithMaxServices(10))
+	if err := pub.Put(ctx, Message{ServiceName: "alpha", Timestamp: now, HeartbeatCount: 1}); err != nil {
+		t.Fatalf("a new service published by a user without SCAN: %v", err)
+	}
+	r := openTestRedis(t, "redis://getonly:pw@"+srv.Addr, Patterns{})
+	got, err := GetMany(ctx, r, []string{"alpha", "ghost"})
+	if err != nil || len(got) != 1 || got[0].ServiceName != "alpha" {
+		t.Fatalf("GetMany by a GET-only user = %+v, %v; want alpha", got, err)
+	}
+	if m, found, err := r.Get(ctx, "alpha"); err != nil || !found || m.HeartbeatCount != 1 {
+		t.Fatalf("Get by a GET-only user = %+v, %v, %v", m, found, err)
+	}
+	if _, found, err := r.Get(ctx, "ghost"); err != nil || found {
+		t.Fatalf("Get of a missing service by a GET-only user = %v, %v", found, err)
+	}
+}
+
 // TestGetManyLocal: the local store reads named services one by one.
 func TestGetManyLocal(t *testing.T) {
 	s, err := OpenLocal(t.TempDir())

@@ -52,6 +52,9 @@ type RedisStore struct {
 	// cluster is set once the client is a cluster client: a failure may
 	// then be another node's than the address given.
 	cluster atomic.Bool
+	// getOnly is set once the server refused this user GETRANGE: reads use
+	// GET instead (the whole value, still refused past MaxMessageSize).
+	getOnly atomic.Bool
 	owned   bool // Close closes the client
 	// unregister removes the store log from the go-redis log router.
 	unregister func()
@@ -376,6 +379,12 @@ func (s *RedisStore) admit(ctx context.Context, c redis.UniversalClient, service
 		},
 		func(ctx context.Context) (int, error) {
 			n, err := s.count(ctx, c)
+			if err != nil && isAccessError(err) && strings.HasPrefix(err.Error(), "NOPERM") {
+				// This user may not SCAN: the services cannot be
+				// counted, so they are not capped (the user's ACL
+				// bounds what it may write).
+				return 0, nil
+			}
 			if err != nil {
 				return 0, s.fail("SCAN MATCH "+s.patterns.KeyGlob(), err)
 			}
@@ -420,11 +429,17 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 	key := s.patterns.KeyFor(service)
 	// GETRANGE reads one byte past the limit, so an oversized value is
 	// refused by Decode without being loaded whole.
-	b, err := c.GetRange(ctx, key, 0, MaxMessageSize).Bytes()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return Message{}, false, s.fail("GETRANGE "+key, err)
+	b, err := s.read(ctx, c, key).Bytes()
+	if s.noGetRange(err) {
+		b, err = s.read(ctx, c, key).Bytes()
 	}
-	if len(b) == 0 {
+	if errors.Is(err, redis.Nil) {
+		return Message{}, false, nil // GET's answer for a missing key
+	}
+	if err != nil {
+		return Message{}, false, s.fail(s.readName()+" "+key, err)
+	}
+	if len(b) == 0 && !s.getOnly.Load() {
 		// A missing key and an empty value both read as "": tell them
 		// apart, reading both in one transaction, since a writer may
 		// have stored the key since.
@@ -432,7 +447,7 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 		var value *redis.StringCmd
 		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			exists = p.Exists(ctx, key)
-			value = p.GetRange(ctx, key, 0, MaxMessageSize)
+			value = s.read(ctx, p, key)
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -448,6 +463,34 @@ func (s *RedisStore) Get(ctx context.Context, service string) (Message, bool, er
 		return Message{}, false, fmt.Errorf("heartbeat store %s: %w", s.addr, err)
 	}
 	return m, true, nil
+}
+
+// read reads the value of key: with GETRANGE up to one byte past
+// MaxMessageSize, or with GET for a user the server refuses GETRANGE.
+func (s *RedisStore) read(ctx context.Context, c redis.Cmdable, key string) *redis.StringCmd {
+	if s.getOnly.Load() {
+		return c.Get(ctx, key)
+	}
+	return c.GetRange(ctx, key, 0, MaxMessageSize)
+}
+
+// readName is the command read sends, for messages.
+func (s *RedisStore) readName() string {
+	if s.getOnly.Load() {
+		return "GET"
+	}
+	return "GETRANGE"
+}
+
+// noGetRange reports whether err is the server refusing this user
+// GETRANGE (an ACL that allows GET only), and if so switches reads to GET:
+// the caller reads again.
+func (s *RedisStore) noGetRange(err error) bool {
+	if err == nil || s.getOnly.Load() || !isAccessError(err) || !strings.Contains(strings.ToLower(err.Error()), "'getrange'") {
+		return false
+	}
+	s.getOnly.Store(true)
+	return true
 }
 
 // decodeEntry decodes the value of key, which belongs to service.
