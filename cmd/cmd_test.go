@@ -184,6 +184,12 @@ func TestSharedStatefileRefused(t *testing.T) {
 	if code != 78 || !strings.Contains(errOut, "belongs to the settings "+a+", not "+b) {
 		t.Errorf("cron under b.cfg: exit %d, stderr %q; want 78 naming both settings files", code, errOut)
 	}
+	if _, errOut, code := runCLI(t, nil, "-f", b, "config", "validate"); code != 78 || !strings.Contains(errOut, "belongs to the settings "+a) {
+		t.Errorf("config validate of b.cfg: exit %d, stderr %q; want 78 naming a.cfg", code, errOut)
+	}
+	if out, errOut, code := runCLI(t, nil, "-f", a, "config", "validate"); code != 0 {
+		t.Errorf("config validate of a.cfg: exit %d, %s %s", code, out, errOut)
+	}
 	if _, errOut, code := runCLI(t, nil, "-f", b, "silence", "ok", "--for", "1h"); code != 78 {
 		t.Errorf("silence under b.cfg: exit %d, stderr %q; want 78", code, errOut)
 	}

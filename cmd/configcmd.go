@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"checker/config"
+	"checker/state"
 )
 
 func newConfigCommand(g *globalOptions) *cobra.Command {
@@ -45,6 +46,11 @@ func validateConfig(g *globalOptions) error {
 			fmt.Fprintln(g.stderr, p.String())
 		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("%s: %d problem%s", path, len(problems), plural(len(problems)))}
+	}
+	// The settings are sound, but their statefile may be another's.
+	store := &state.Store{Path: s.General.StateFile, Owner: settingsOwner(path)}
+	if err := store.OwnerConflict(); err != nil {
+		return &exitError{code: exitConfig, err: err}
 	}
 	fmt.Fprintf(g.stdout, "%s: OK (%d job%s)\n", path, len(js), plural(len(js)))
 	return nil

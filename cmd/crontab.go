@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"checker/config"
+	"checker/state"
 )
 
 // crontabTimeout bounds each run of crontab(1), which never needs long.
@@ -238,6 +239,10 @@ func checkInstallable(g *globalOptions, settings string) error {
 	}
 	for _, w := range unwritable(l.settings) {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+	}
+	store := &state.Store{Path: l.settings.General.StateFile, Owner: settingsOwner(settings)}
+	if err := store.OwnerConflict(); err != nil {
+		return &exitError{code: exitConfig, err: fmt.Errorf("%w; nothing installed", err)}
 	}
 	return nil
 }

@@ -131,6 +131,8 @@ func TestCrontabInstallValidatesFirst(t *testing.T) {
 		{"bad maintenance window", writeFile(t, dir, "window.cfg", "[email]\nnomail = yes\n[tcp:db]\ntarget = 127.0.0.1:1\n"+
 			"[maintenance:nightly]\nschedule = 61 * * * *\nduration = 1h\njobs = tcp:db\n", 0o600), 78,
 			[]string{"1 problem", "[maintenance:nightly] schedule", "nothing installed"}},
+		{"state of another settings file", sharedStateSettings(t, dir), 78,
+			[]string{"belongs to the settings " + filepath.Join(dir, "owner.cfg"), "nothing installed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,4 +239,17 @@ func TestCrontabBinaryPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sharedStateSettings writes owner.cfg and runs it once, so that its state
+// records it, and returns second.cfg, pointing at the same state.
+func sharedStateSettings(t *testing.T, dir string) string {
+	t.Helper()
+	body := "[email]\nnomail = yes\n[general]\nalertcontact = ops@example.test\nstatefile = " +
+		filepath.Join(dir, "shared.state") + "\n[command:ok]\ncommand = true\n"
+	owner := writeFile(t, dir, "owner.cfg", body, 0o600)
+	if _, errOut, code := runCLI(t, nil, "-f", owner, "cron", "minute"); code != 0 {
+		t.Fatalf("cron under owner.cfg: exit %d: %s", code, errOut)
+	}
+	return writeFile(t, dir, "second.cfg", body, 0o600)
 }

@@ -65,6 +65,41 @@ func (e *OwnerError) Error() string {
 		e.Path, e.Owner, e.Settings, e.Owner)
 }
 
+// OwnerConflict reads, without writing, whether the state belongs to
+// another settings file that still exists: the OwnerError Update would
+// return, or nil (also when there is no state yet, or it cannot be read:
+// other commands report that).
+func (s *Store) OwnerConflict() error {
+	if s.Owner == "" {
+		return nil
+	}
+	var conflict error
+	_ = s.View(func(tx *Tx) error {
+		if tx.btx == nil {
+			return nil
+		}
+		if meta := tx.btx.Bucket(bMeta); meta != nil {
+			conflict = s.ownerConflict(string(meta.Get(keyOwner)))
+		}
+		return nil
+	})
+	return conflict
+}
+
+// ownerConflict is the OwnerError for a state whose recorded owner is
+// prev, or nil.
+func (s *Store) ownerConflict(prev string) error {
+	if prev == "" || prev == s.Owner {
+		return nil
+	}
+	theirs, err1 := os.Stat(prev)
+	ours, err2 := os.Stat(s.Owner)
+	if err1 == nil && (err2 != nil || !os.SameFile(theirs, ours)) {
+		return &OwnerError{Path: s.Path, Owner: prev, Settings: s.Owner}
+	}
+	return nil
+}
+
 // checkOwnerOf records s.Owner in the meta bucket, or returns an
 // OwnerError when the state belongs to another settings file that still
 // exists. A settings file that was moved or removed hands its state on.
@@ -77,12 +112,8 @@ func (s *Store) checkOwnerOf(btx *bolt.Tx) error {
 	if prev == s.Owner {
 		return nil
 	}
-	if prev != "" {
-		theirs, err1 := os.Stat(prev)
-		ours, err2 := os.Stat(s.Owner)
-		if err1 == nil && (err2 != nil || !os.SameFile(theirs, ours)) {
-			return &OwnerError{Path: s.Path, Owner: prev, Settings: s.Owner}
-		}
+	if err := s.ownerConflict(prev); err != nil {
+		return err
 	}
 	return meta.Put(keyOwner, []byte(s.Owner))
 }
