@@ -26,6 +26,7 @@ func (a *app) windows() func(job string, now time.Time) (string, bool) {
 // app is what most commands need: the settings, the jobs, a logger.
 type app struct {
 	g           *globalOptions
+	cron        bool // a cron run: no stderr line for a replaced state
 	settings    *config.Settings
 	jobs        []*jobs.Job
 	log         *slog.Logger
@@ -158,7 +159,13 @@ func (g *globalOptions) logger(s *config.Settings) (*slog.Logger, func()) {
 }
 
 func (a *app) store() *state.Store {
-	return &state.Store{Path: a.settings.General.StateFile, Owner: settingsOwner(a.settings.File)}
+	st := &state.Store{Path: a.settings.General.StateFile, Owner: settingsOwner(a.settings.File)}
+	if !a.cron {
+		// An operator's command says so at once; cron's run tells it by
+		// notice (its stderr stays for what nothing else can carry).
+		st.Replaced = func(msg string) { fmt.Fprintf(a.g.stderr, "checker: warning: %s\n", msg) }
+	}
+	return st
 }
 
 // settingsOwner is the settings file as the state records its owner: an

@@ -223,3 +223,17 @@ func TestForgetAsRootChangesNothing(t *testing.T) {
 		t.Errorf("the refused forget left %d entries in %s (%s…)", len(entries), stateDir, entries[0].Name())
 	}
 }
+
+// TestWritingCommandSaysStateWasReplaced: an operator's command that finds
+// the state corrupt and starts a fresh one says so on stderr at once.
+func TestWritingCommandSaysStateWasReplaced(t *testing.T) {
+	dir := t.TempDir()
+	statePath := filepath.Join(dir, "checker.state")
+	cfg := writeFile(t, dir, "settings.cfg", "[general]\nalertcontact = ops@example.test\nstatefile = "+statePath+
+		"\n[email]\nnomail = yes\n[command:ok]\ncommand = true\n", 0o600)
+	writeFile(t, dir, "checker.state", "not a database at all", 0o600)
+	_, errOut, code := runCLI(t, nil, "-f", cfg, "silence", "ok", "--for", "1h")
+	if code != 0 || !strings.Contains(errOut, "checker: warning: state file "+statePath+" is corrupt") || !strings.Contains(errOut, "moved aside to") {
+		t.Errorf("silence on a corrupt state: exit %d, stderr %q; want a warning that it was replaced", code, errOut)
+	}
+}

@@ -43,6 +43,7 @@ func runCron(ctx context.Context, g *globalOptions, tier jobs.Tier) error {
 		return err
 	}
 	defer a.close()
+	a.cron = true
 	all := a.allJobs(ctx)
 	outcomes, err := a.runner(a.newEnv()).Cron(ctx, tier, all)
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {

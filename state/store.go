@@ -46,6 +46,10 @@ type Store struct {
 	// Now stamps the names of files moved aside and is the clock of a
 	// migration (which claims still hold); nil means time.Now.
 	Now func() time.Time
+	// Replaced, if set, is told when a corrupt or empty state file was
+	// moved aside and a fresh state started (the message that the next
+	// cron run also sends as a notice), so that a command can say so.
+	Replaced func(msg string)
 	// Owner, when set, is the settings file this state belongs to (an
 	// absolute path). Update records it, and refuses with an OwnerError
 	// to write a state that another settings file, still in place, wrote:
@@ -701,6 +705,9 @@ func (s *Store) replaceCorrupt(cause error) (*bolt.DB, error) {
 	if err := s.update(db, func(tx *Tx) error { return tx.btx.Bucket(bMeta).Put(keyRecovered, []byte(msg)) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", msg, err)
+	}
+	if s.Replaced != nil {
+		s.Replaced(msg)
 	}
 	return db, nil
 }
