@@ -41,18 +41,16 @@ func forgetServices(ctx context.Context, g *globalOptions, services []string) er
 	if err != nil {
 		return err
 	}
+	defer a.close()
 	// Refused by the state (root in another user's directory): refused
 	// before the heartbeat store is opened, which may create its directory.
 	if err := a.store().CheckOwner(); err != nil {
-		a.close()
 		return err
 	}
-	a.close()
-	a, store, err := g.openHeartbeats()
+	store, err := a.openHeartbeatStore()
 	if err != nil {
 		return err
 	}
-	defer a.close()
 	defer store.Close()
 	now := time.Now()
 	by := operator()

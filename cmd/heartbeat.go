@@ -182,19 +182,29 @@ func (g *globalOptions) openHeartbeats() (*app, heartbeat.Store, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	store, err := a.openHeartbeatStore()
+	if err != nil {
+		a.close()
+		return nil, nil, err
+	}
+	return a, store, nil
+}
+
+// openHeartbeatStore opens the heartbeat store of the app's settings, its
+// log lines at debug (watch's lost and restored on stderr).
+func (a *app) openHeartbeatStore() (heartbeat.Store, error) {
 	storeLog := func(err error) {
 		if errors.Is(err, heartbeat.ErrWatchLost) || errors.Is(err, heartbeat.ErrWatchRestored) {
-			fmt.Fprintf(g.stderr, "checker: %v\n", err)
+			fmt.Fprintf(a.g.stderr, "checker: %v\n", err)
 			return
 		}
 		a.log.Debug(err.Error())
 	}
 	store, err := jobs.OpenHeartbeatStore(a.settings, heartbeat.WithStoreLog(storeLog))
 	if err != nil {
-		a.close()
-		return nil, nil, fmt.Errorf("heartbeat store: %w", err)
+		return nil, fmt.Errorf("heartbeat store: %w", err)
 	}
-	return a, store, nil
+	return store, nil
 }
 
 // heartbeatStatusSchema is the version of the heartbeat status JSON

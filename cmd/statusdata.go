@@ -129,32 +129,30 @@ func collectStatus(tx *state.Tx, q statusQuery, now time.Time) (statusDoc, error
 	return doc, err
 }
 
+// byWhy is " by WHO (WHY)", each part only when known.
+func byWhy(by, reason string) string {
+	var s string
+	if by != "" {
+		s += " by " + by
+	}
+	if reason != "" {
+		s += " (" + reason + ")"
+	}
+	return s
+}
+
 // jobNotes are the marks on a job a person should see next to its state:
 // a silence, a maintenance window, an acknowledgement, a held notice.
 func jobNotes(j jobStatus) []string {
 	var notes []string
 	if j.Silenced != nil {
-		n := "silenced until " + j.Silenced.Until.Format(timeLayout)
-		if j.Silenced.By != "" {
-			n += " by " + j.Silenced.By
-		}
-		if j.Silenced.Reason != "" {
-			n += " (" + j.Silenced.Reason + ")"
-		}
-		notes = append(notes, n)
+		notes = append(notes, "silenced until "+j.Silenced.Until.Format(timeLayout)+byWhy(j.Silenced.By, j.Silenced.Reason))
 	}
 	if j.Maintenance != "" {
 		notes = append(notes, "in maintenance window "+j.Maintenance)
 	}
 	if j.Acknowledged != nil {
-		n := "acknowledged at " + j.Acknowledged.At.Format(timeLayout)
-		if j.Acknowledged.By != "" {
-			n += " by " + j.Acknowledged.By
-		}
-		if j.Acknowledged.Reason != "" {
-			n += " (" + j.Acknowledged.Reason + ")"
-		}
-		notes = append(notes, n)
+		notes = append(notes, "acknowledged at "+j.Acknowledged.At.Format(timeLayout)+byWhy(j.Acknowledged.By, j.Acknowledged.Reason))
 	}
 	if j.HeldSince != nil {
 		notes = append(notes, "notice held since "+j.HeldSince.Format(timeLayout))
